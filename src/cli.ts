@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+import cluster from "node:cluster";
+import { Command } from "commander";
+import { type Config, ConfigError, loadConfig, settings } from "./config.js";
+
+/** Exit code for invalid configuration (systemd: RestartPreventExitStatus=2). */
+export const EXIT_CONFIG = 2;
+
+function withSettings(cmd: Command): Command {
+  cmd.option("--config <file>", "JSON config file (env SWITCHBOARD_CONFIG)");
+  for (const s of Object.values(settings)) {
+    const def = s.def === null ? "none" : String(s.def);
+    const arg = typeof s.def === "boolean" ? `--${s.flag} [bool]` : `--${s.flag} <value>`;
+    cmd.option(arg, `${s.doc} (env ${s.env}, default ${def})`);
+  }
+  return cmd;
+}
+
+function configFrom(flags: Record<string, unknown>): Config {
+  try {
+    return loadConfig({ flags, env: process.env });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const problem of err.problems) process.stderr.write(`config error: ${problem}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+}
+
+async function main(): Promise<void> {
+  if (cluster.isWorker) {
+    const { runWorker } = await import("./worker/index.js");
+    runWorker(JSON.parse(process.env.SWITCHBOARD_WORKER_CONFIG ?? "{}") as Config, cluster.worker?.id ?? 0);
+    return;
+  }
+  const program = new Command("switchboard").description("Realtime messaging server").showHelpAfterError();
+  withSettings(program.command("start").description("start the server")).action(async (flags) => {
+    const config = configFrom(flags);
+    const { runPrimary } = await import("./primary/index.js");
+    await runPrimary(config).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "EADDRINUSE" || err.code === "EACCES") {
+        process.stderr.write(
+          `start error: cannot listen (${err.message}); choose another --port / --admin-port\n`,
+        );
+        process.exit(EXIT_CONFIG);
+      }
+      throw err;
+    });
+  });
+  withSettings(program.command("check-config").description("validate the configuration and exit")).action(
+    (flags) => {
+      const config = configFrom(flags);
+      process.stdout.write(
+        `config ok: ${JSON.stringify({ ...config, apiKey: config.apiKey ? "***" : null, jwtSecret: config.jwtSecret ? "***" : null })}\n`,
+      );
+    },
+  );
+  program
+    .command("bench")
+    .description("run the benchmark (see README: Performance)")
+    .allowUnknownOption()
+    .helpOption(false)
+    .argument("[args...]")
+    .action(async (args: string[]) => {
+      const modulePath = "./bench/main.js";
+      const { runBench } = (await import(modulePath)) as { runBench(argv: string[]): Promise<number> };
+      process.exitCode = await runBench(args);
+    });
+  await program.parseAsync(process.argv);
+}
+
+void main();

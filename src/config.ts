@@ -1,0 +1,267 @@
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { z } from "zod";
+
+/**
+ * Every setting, once: its flag, its environment variable, its default and a doc line.
+ * Flags, env, the JSON config file, `--help` and the README table all come from this table.
+ */
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.union([
+  z.boolean(),
+  z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1"),
+]);
+const optionalString = z.string().min(1).nullable();
+
+export const settings = {
+  port: {
+    flag: "port",
+    env: "PORT",
+    def: 8080,
+    schema: int(0, 65535),
+    doc: "public port (ws, Socket.IO, publish API, /health, /ready)",
+  },
+  host: { flag: "host", env: "HOST", def: "0.0.0.0", schema: z.string().min(1), doc: "public bind address" },
+  workers: {
+    flag: "workers",
+    env: "WORKERS",
+    def: 0,
+    schema: int(0, 256),
+    doc: "worker processes (0 = one per core)",
+  },
+  redis: {
+    flag: "redis",
+    env: "REDIS_URL",
+    def: null,
+    schema: optionalString,
+    doc: "redis:// URL (or comma-separated seeds with --redis-cluster); none = single host",
+  },
+  redisCluster: {
+    flag: "redis-cluster",
+    env: "REDIS_CLUSTER",
+    def: false,
+    schema: bool,
+    doc: "treat --redis as Redis Cluster seeds and use sharded pub/sub",
+  },
+  adminPort: {
+    flag: "admin-port",
+    env: "ADMIN_PORT",
+    def: 9090,
+    schema: int(0, 65535),
+    doc: "admin port: /metrics, /status",
+  },
+  adminHost: {
+    flag: "admin-host",
+    env: "ADMIN_HOST",
+    def: "127.0.0.1",
+    schema: z.string().min(1),
+    doc: "admin bind address",
+  },
+  instance: {
+    flag: "instance",
+    env: "INSTANCE",
+    def: "default",
+    schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - (1-64)"),
+    doc: "instance name (blue / green); in logs, metrics, status",
+  },
+  apiKey: {
+    flag: "api-key",
+    env: "API_KEY",
+    def: null,
+    schema: optionalString,
+    doc: "publish API key; none = loopback callers only",
+  },
+  jwtSecret: {
+    flag: "jwt-secret",
+    env: "JWT_SECRET",
+    def: null,
+    schema: optionalString,
+    doc: "HS256 secret for connection tokens; none = anonymous",
+  },
+  jwtPublicKey: {
+    flag: "jwt-public-key",
+    env: "JWT_PUBLIC_KEY",
+    def: null,
+    schema: optionalString,
+    doc: "PEM public key (RS256 / ES256) for connection tokens",
+  },
+  drainTimeoutMs: {
+    flag: "drain-timeout",
+    env: "DRAIN_TIMEOUT_MS",
+    def: 30000,
+    schema: int(100, 3_600_000),
+    doc: "ms a graceful drain may take before remaining connections are closed",
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "LOG_LEVEL",
+    def: "info",
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    doc: "pino log level",
+  },
+  maxPayloadBytes: {
+    flag: "max-payload",
+    env: "MAX_PAYLOAD_BYTES",
+    def: 65536,
+    schema: int(64, 16 * 1024 * 1024),
+    doc: "largest client frame / published message, bytes",
+  },
+  maxSubscriptions: {
+    flag: "max-subscriptions",
+    env: "MAX_SUBSCRIPTIONS",
+    def: 128,
+    schema: int(1, 100_000),
+    doc: "subscriptions per connection",
+  },
+  maxChannelLength: {
+    flag: "max-channel-length",
+    env: "MAX_CHANNEL_LENGTH",
+    def: 128,
+    schema: int(1, 1024),
+    doc: "longest channel name, characters",
+  },
+  maxBufferedBytes: {
+    flag: "max-buffered",
+    env: "MAX_BUFFERED_BYTES",
+    def: 1024 * 1024,
+    schema: int(1024, 1024 * 1024 * 1024),
+    doc: "unsent bytes per connection before it is closed as a slow consumer",
+  },
+  clientRate: {
+    flag: "client-rate",
+    env: "CLIENT_RATE",
+    def: 100,
+    schema: int(1, 1_000_000),
+    doc: "client frames per second per connection (burst: 2x)",
+  },
+  publishNamespaces: {
+    flag: "publish-namespaces",
+    env: "PUBLISH_NAMESPACES",
+    def: "chat",
+    schema: z.string().regex(/^[A-Za-z0-9_.,-]*$/, "comma-separated namespace names"),
+    doc: "namespaces (prefix before ':') where clients may publish; empty = none",
+  },
+  historySize: {
+    flag: "history-size",
+    env: "HISTORY_SIZE",
+    def: 100,
+    schema: int(0, 100_000),
+    doc: "messages kept per channel for resume (since)",
+  },
+  historyTtlMs: {
+    flag: "history-ttl",
+    env: "HISTORY_TTL_MS",
+    def: 300_000,
+    schema: int(1000, 86_400_000),
+    doc: "ms an idle channel's history is kept",
+  },
+  pingIntervalMs: {
+    flag: "ping-interval",
+    env: "PING_INTERVAL_MS",
+    def: 25_000,
+    schema: int(100, 600_000),
+    doc: "ms between heartbeats; a peer silent for two is dropped",
+  },
+  wsCompression: {
+    flag: "ws-compression",
+    env: "WS_COMPRESSION",
+    def: false,
+    schema: bool,
+    doc: "permessage-deflate on /ws (costs memory and CPU)",
+  },
+} as const satisfies Record<
+  string,
+  { flag: string; env: string; def: unknown; schema: z.ZodType; doc: string }
+>;
+
+type Settings = typeof settings;
+export type Config = { readonly [K in keyof Settings]: z.output<Settings[K]["schema"]> } & {
+  readonly configFile: string | null;
+};
+
+export type Sources = {
+  flags?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  file?: string | null;
+};
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join("\n"));
+    this.problems = problems;
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError([
+      `--config (SWITCHBOARD_CONFIG) = "${path}": cannot read file (${(err as Error).message})`,
+    ]);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+  } catch {}
+  throw new ConfigError([`--config (SWITCHBOARD_CONFIG) = "${path}": expected a JSON object of settings`]);
+}
+
+/** Resolves flag > environment > file > default, validates every key, and returns a frozen Config or throws every problem at once. */
+export function loadConfig(sources: Sources): Config {
+  const env = sources.env ?? {};
+  const flags = sources.flags ?? {};
+  const configFile = (flags.config as string | undefined) ?? env.SWITCHBOARD_CONFIG ?? sources.file ?? null;
+  const file = configFile ? readConfigFile(configFile) : {};
+  const problems: string[] = [];
+  const known = new Set(Object.keys(settings));
+  for (const key of Object.keys(file)) {
+    if (!known.has(key))
+      problems.push(`${configFile}: unknown key "${key}"; allowed: ${[...known].join(", ")}`);
+  }
+  const out: Record<string, unknown> = { configFile };
+  for (const [key, s] of Object.entries(settings)) {
+    const flagValue = flags[camel(s.flag)];
+    const envValue = env[s.env];
+    const raw =
+      flagValue !== undefined
+        ? flagValue
+        : envValue !== undefined && envValue !== ""
+          ? envValue
+          : key in file
+            ? file[key]
+            : s.def;
+    const result = (s.schema as z.ZodType).safeParse(raw);
+    if (result.success) out[key] = result.data;
+    else {
+      const why = result.error.issues.map((i) => i.message).join("; ");
+      problems.push(`--${s.flag} (${s.env}) = ${JSON.stringify(raw)}: ${why}`);
+    }
+  }
+  if (out.redisCluster && !out.redis)
+    problems.push("--redis-cluster (REDIS_CLUSTER) = true: needs --redis with the cluster's seed URLs");
+  if (typeof out.redis === "string") {
+    for (const url of out.redis.split(",")) {
+      if (!/^rediss?:\/\/[^\s]+$/.test(url.trim()))
+        problems.push(`--redis (REDIS_URL) = "${url}": expected redis://host:port or rediss://…`);
+    }
+  }
+  if (out.jwtSecret && out.jwtPublicKey)
+    problems.push("--jwt-secret (JWT_SECRET) and --jwt-public-key (JWT_PUBLIC_KEY): set one, not both");
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (out.workers === 0) out.workers = availableParallelism();
+  return Object.freeze(out) as Config;
+}
+
+export function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Namespace of a channel: the part before the first ':' ("chat:1" → "chat"), or "" when there is none. */
+export function namespaceOf(channel: string): string {
+  const i = channel.indexOf(":");
+  return i === -1 ? "" : channel.slice(0, i);
+}

@@ -1,0 +1,78 @@
+/**
+ * The one table of errors a client, an operator or a test can observe.
+ * `http` is the status on the publish API; `close` is the WebSocket close code when the error ends a connection
+ * (null: the connection stays open and gets an error frame). README.md repeats this table; a test keeps them in step.
+ */
+export const errorCodes = {
+  bad_request: {
+    http: 400,
+    close: null,
+    doc: "The frame or body is not valid JSON or misses a required field.",
+  },
+  unknown_type: {
+    http: 400,
+    close: null,
+    doc: "The frame's `type` is not one of subscribe, unsubscribe, publish, ping.",
+  },
+  invalid_channel: {
+    http: 400,
+    close: null,
+    doc: "The channel name is empty, too long or has characters outside `A-Z a-z 0-9 _ - : . @ / =`.",
+  },
+  unauthorized: {
+    http: 401,
+    close: null,
+    doc: "A token or API key is required and is missing, invalid or expired.",
+  },
+  forbidden: {
+    http: 403,
+    close: null,
+    doc: "Not allowed: client publish outside the allowed namespaces, a channel the token does not grant, or a wrong API key.",
+  },
+  too_large: {
+    http: 413,
+    close: 1009,
+    doc: "Frame or message over `--max-payload`; the connection stays open unless the frame is over 4x that.",
+  },
+  rate_limited: {
+    http: 429,
+    close: null,
+    doc: "More client frames per second than `--client-rate`; the frame was dropped.",
+  },
+  too_many_subscriptions: {
+    http: 400,
+    close: null,
+    doc: "The connection already has `--max-subscriptions` channels.",
+  },
+  history_gap: {
+    http: 200,
+    close: null,
+    doc: "A resume (`since`) asked for messages no longer in history; live messages follow.",
+  },
+  slow_consumer: {
+    http: 503,
+    close: 4008,
+    doc: "The connection's unsent bytes passed `--max-buffered`; it is closed and counted.",
+  },
+  unavailable: { http: 503, close: null, doc: "The server is starting or draining, or no worker is live." },
+  not_found: { http: 404, close: null, doc: "No such HTTP route." },
+  internal: { http: 500, close: 1011, doc: "An unexpected server fault; it is logged." },
+} as const satisfies Record<string, { http: number; close: number | null; doc: string }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+/** Close code sent with the `reconnect` frame while draining (RFC 6455 §7.4.1 "service restart"). */
+export const CLOSE_RESTART = 1012;
+
+/** An error that carries a stable code, so it survives IPC and JSON as plain data. */
+export class SwitchboardError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return errorCodes[code].http;
+}

@@ -1,0 +1,53 @@
+/**
+ * Messages between the primary and its workers (node:cluster IPC, advanced serialization).
+ * Each direction batches everything of one event-loop turn into a single message, in order, because
+ * the order carries meaning: a subscribe reply sits exactly between the deliveries before and after it.
+ */
+import type { ErrorCode } from "./errors.js";
+
+/** Tag on every Switchboard IPC message; Socket.IO's adapter and @socket.io/sticky use their own. */
+export const IPC_TAG = "switchboard";
+
+/** A delivered message inside a batch: channel, offset, data as JSON text. */
+export type Delivery = ["msg", channel: string, offset: number, dataJson: string];
+
+export type HistoryEntry = [offset: number, dataJson: string];
+
+/** Worker → primary operations. */
+export type UpOp =
+  /** Start delivering `channel` to this worker; reply with history after `since` when it is not null. */
+  | ["sub", rid: number, channel: string, since: number | null]
+  /** No local subscriber is left for `channel`. */
+  | ["unsub", channel: string]
+  | ["pub", rid: number, messages: [channel: string, dataJson: string][]]
+  | ["stats", stats: WorkerStats];
+
+/** Primary → worker events. */
+export type DownEvent =
+  | Delivery
+  | ["subok", rid: number, offset: number, history: HistoryEntry[] | null, gap: boolean]
+  | ["pubok", rid: number, offsets: number[]]
+  | ["puberr", rid: number, code: ErrorCode, message: string];
+
+export type WorkerStats = {
+  rawConnections: number;
+  sioConnections: number;
+  delivered: number;
+  slowConsumers: number;
+  errors: Record<string, number>;
+  rssBytes: number;
+};
+
+export type ToPrimary =
+  | { tag: typeof IPC_TAG; kind: "ready" }
+  | { tag: typeof IPC_TAG; kind: "up"; ops: UpOp[] }
+  | { tag: typeof IPC_TAG; kind: "drained" };
+
+export type ToWorker =
+  | { tag: typeof IPC_TAG; kind: "down"; events: DownEvent[] }
+  | { tag: typeof IPC_TAG; kind: "drain"; windowMs: number; deadlineMs: number; reason: string }
+  | { tag: typeof IPC_TAG; kind: "accepting"; value: boolean };
+
+export function isSwitchboardMessage<T extends { tag: string }>(m: unknown): m is T {
+  return typeof m === "object" && m !== null && (m as { tag?: unknown }).tag === IPC_TAG;
+}

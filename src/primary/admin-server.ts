@@ -1,0 +1,169 @@
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Registry } from "prom-client";
+import type { WorkerStats } from "../ipc.js";
+import type { ChannelHub } from "./channel-hub.js";
+import type { Supervisor, WorkerInfo } from "./supervisor.js";
+import type { WorkerBridge } from "./worker-bridge.js";
+
+export type AdminDeps = {
+  instance: string;
+  supervisor: Supervisor;
+  hub: ChannelHub;
+  bridge: WorkerBridge;
+  status(): Record<string, unknown>;
+};
+
+type Totals = { delivered: number; slowConsumers: number; errors: Record<string, number> };
+
+/**
+ * The admin port (loopback by default): Prometheus /metrics for the whole host (workers' counters summed in
+ * the primary, so a scrape never sees one worker only) and /status as JSON.
+ */
+export class AdminServer {
+  readonly server: Server;
+  readonly #d: AdminDeps;
+  /** Counters of workers that exited, so totals never go backwards. */
+  readonly #retired: Totals = { delivered: 0, slowConsumers: 0, errors: {} };
+
+  constructor(d: AdminDeps) {
+    this.#d = d;
+    const registry = new Registry();
+    registry.setDefaultLabels({ instance: d.instance });
+    const totals = () => this.totals();
+    const live = () =>
+      [...d.supervisor.workers].map((w) => w.stats).filter((s): s is WorkerStats => s !== null);
+    new Gauge({
+      name: "switchboard_connections",
+      help: "Open client connections",
+      labelNames: ["protocol"],
+      registers: [registry],
+      collect() {
+        this.set(
+          { protocol: "raw" },
+          sum(live(), (s) => s.rawConnections),
+        );
+        this.set(
+          { protocol: "socketio" },
+          sum(live(), (s) => s.sioConnections),
+        );
+      },
+    });
+    new Gauge({
+      name: "switchboard_workers",
+      help: "Worker processes by state",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const w of d.supervisor.workers) this.inc({ state: w.state });
+      },
+    });
+    counter(
+      registry,
+      "switchboard_worker_restarts_total",
+      "Workers restarted after dying",
+      () => d.supervisor.restarts,
+    );
+    counter(
+      registry,
+      "switchboard_published_total",
+      "Messages sequenced by this host",
+      () => d.bridge.published,
+    );
+    counter(
+      registry,
+      "switchboard_deliveries_total",
+      "Messages written to clients",
+      () => totals().delivered,
+    );
+    counter(
+      registry,
+      "switchboard_slow_consumers_total",
+      "Connections closed for unsent bytes over --max-buffered",
+      () => totals().slowConsumers,
+    );
+    new Counter({
+      name: "switchboard_errors_total",
+      help: "Errors answered to clients, by code",
+      labelNames: ["code"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [code, n] of Object.entries(totals().errors)) this.inc({ code }, n);
+      },
+    });
+    new Gauge({
+      name: "switchboard_channels",
+      help: "Channels with at least one subscriber",
+      registers: [registry],
+      collect() {
+        this.set(d.hub.activeChannels());
+      },
+    });
+    new Gauge({
+      name: "switchboard_rss_bytes",
+      help: "Resident memory of the primary and its workers",
+      registers: [registry],
+      collect() {
+        this.set(process.memoryUsage.rss() + sum(live(), (s) => s.rssBytes));
+      },
+    });
+
+    this.server = createServer((req, res) => {
+      const path = req.url?.split("?", 1)[0];
+      if (req.method === "GET" && path === "/metrics") {
+        registry.metrics().then((text) => {
+          res.writeHead(200, { "content-type": registry.contentType });
+          res.end(text);
+        });
+        return;
+      }
+      if (req.method === "GET" && (path === "/status" || path === "/")) {
+        const body = JSON.stringify({ ...d.status(), totals: this.totals() }, null, 2);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(body);
+        return;
+      }
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "not_found", message: "admin routes: /metrics, /status" } }));
+    });
+  }
+
+  /** Adds an exited worker's last counters to the retired totals. */
+  retire(info: WorkerInfo): void {
+    if (!info.stats) return;
+    addTotals(this.#retired, info.stats);
+  }
+
+  totals(): Totals {
+    const t: Totals = {
+      delivered: this.#retired.delivered,
+      slowConsumers: this.#retired.slowConsumers,
+      errors: { ...this.#retired.errors },
+    };
+    for (const w of this.#d.supervisor.workers) if (w.stats) addTotals(t, w.stats);
+    return t;
+  }
+}
+
+function addTotals(t: Totals, s: WorkerStats): void {
+  t.delivered += s.delivered;
+  t.slowConsumers += s.slowConsumers;
+  for (const [code, n] of Object.entries(s.errors)) t.errors[code] = (t.errors[code] ?? 0) + n;
+}
+
+function sum<T>(items: T[], pick: (t: T) => number): number {
+  return items.reduce((a, t) => a + pick(t), 0);
+}
+
+function counter(registry: Registry, name: string, help: string, value: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(value());
+    },
+  });
+}

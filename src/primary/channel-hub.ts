@@ -1,0 +1,98 @@
+import type { HistoryEntry } from "../ipc.js";
+
+type ChannelState = {
+  offset: number;
+  /** Ring of the last `historySize` messages, oldest first once `historyStart` wraps. */
+  history: HistoryEntry[];
+  historyStart: number;
+  /** Worker ids with at least one local subscriber. */
+  workers: Set<number>;
+  lastPublishAt: number;
+};
+
+export type HubOptions = { historySize: number; historyTtlMs: number; now?: () => number };
+
+export type SubscribeResult = { offset: number; history: HistoryEntry[] | null; gap: boolean };
+
+/**
+ * The in-host sequencer: the single owner of every channel's offset, its short history and the set of workers
+ * that want it (interest routing). Pure: the primary moves its results over IPC.
+ */
+export class ChannelHub {
+  readonly #channels = new Map<string, ChannelState>();
+  readonly #opts: Required<HubOptions>;
+
+  constructor(opts: HubOptions) {
+    this.#opts = { now: Date.now, ...opts };
+  }
+
+  #state(channel: string): ChannelState {
+    let s = this.#channels.get(channel);
+    if (!s) {
+      s = { offset: 0, history: [], historyStart: 0, workers: new Set(), lastPublishAt: this.#opts.now() };
+      this.#channels.set(channel, s);
+    }
+    return s;
+  }
+
+  /** Assigns the next offset, records history and returns the workers to deliver to. */
+  publish(channel: string, dataJson: string): { offset: number; workers: ReadonlySet<number> } {
+    const s = this.#state(channel);
+    s.offset += 1;
+    s.lastPublishAt = this.#opts.now();
+    const size = this.#opts.historySize;
+    if (size > 0) {
+      if (s.history.length < size) s.history.push([s.offset, dataJson]);
+      else {
+        s.history[s.historyStart] = [s.offset, dataJson];
+        s.historyStart = (s.historyStart + 1) % size;
+      }
+    }
+    return { offset: s.offset, workers: s.workers };
+  }
+
+  /** Adds a worker's interest; with `since`, returns what was published after that offset or reports a gap. */
+  subscribe(workerId: number, channel: string, since: number | null): SubscribeResult {
+    const s = this.#state(channel);
+    s.workers.add(workerId);
+    if (since === null) return { offset: s.offset, history: null, gap: false };
+    if (since >= s.offset) return { offset: s.offset, history: [], gap: since > s.offset };
+    const ordered = s.history.slice(s.historyStart).concat(s.history.slice(0, s.historyStart));
+    const oldest = ordered[0]?.[0] ?? s.offset + 1;
+    const after = ordered.filter(([offset]) => offset > since);
+    return { offset: s.offset, history: after, gap: oldest > since + 1 };
+  }
+
+  unsubscribe(workerId: number, channel: string): void {
+    this.#channels.get(channel)?.workers.delete(workerId);
+  }
+
+  /** Forgets a worker that exited. */
+  removeWorker(workerId: number): void {
+    for (const s of this.#channels.values()) s.workers.delete(workerId);
+  }
+
+  /** Drops channels nobody subscribes to and nobody published to within the history TTL; returns how many. */
+  sweep(): number {
+    const cutoff = this.#opts.now() - this.#opts.historyTtlMs;
+    let dropped = 0;
+    for (const [name, s] of this.#channels) {
+      if (s.workers.size === 0 && s.lastPublishAt < cutoff) {
+        this.#channels.delete(name);
+        dropped += 1;
+      }
+    }
+    return dropped;
+  }
+
+  get channelCount(): number {
+    return this.#channels.size;
+  }
+
+  /** Channels with at least one subscribed worker. */
+  activeChannels(): number {
+    let n = 0;
+    for (const s of this.#channels.values()) if (s.workers.size > 0) n += 1;
+    return n;
+  }
+}

@@ -1,0 +1,157 @@
+import type { Worker } from "node:cluster";
+import type { Server as HttpServer } from "node:http";
+import type { AddressInfo, Server as NetServer } from "node:net";
+import { createServer } from "node:net";
+import { setupPrimary as setupAdapterRelay } from "@socket.io/cluster-adapter";
+import type { Config } from "../config.js";
+import { IPC_TAG } from "../ipc.js";
+import { createLogger } from "../log.js";
+import { AdminServer } from "./admin-server.js";
+import { ChannelHub } from "./channel-hub.js";
+import { notifyReady, notifyStopping } from "./readiness-notifier.js";
+import { StickyBalancer } from "./sticky-balancer.js";
+import { Supervisor, type WorkerInfo } from "./supervisor.js";
+import { WorkerBridge } from "./worker-bridge.js";
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+type Phase = "starting" | "running" | "draining";
+
+/** The primary: forks and supervises workers, routes connections to them, sequences messages, serves admin. */
+export async function runPrimary(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel, { role: "primary", instance: config.instance });
+  let phase: Phase = "starting";
+  const hub = new ChannelHub({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
+
+  const supervisor: Supervisor = new Supervisor({
+    workers: config.workers,
+    env: { SWITCHBOARD_WORKER_CONFIG: JSON.stringify(config) },
+    drainTimeoutMs: config.drainTimeoutMs,
+    log,
+    onMessage(info, message) {
+      if (message.kind === "up") bridge.apply(info, message.ops);
+      if (message.kind === "up" && message.ops.some((op) => op[0] === "stats"))
+        balancer.resetRecent(info.worker.id);
+    },
+    onExit(info) {
+      hub.removeWorker(info.worker.id);
+      admin.retire(info);
+    },
+  });
+  const bridge = new WorkerBridge(hub, supervisor);
+  setupAdapterRelay();
+
+  const workerCounts = () => {
+    const all = [...supervisor.workers];
+    return {
+      wanted: config.workers,
+      live: all.filter((w) => w.state === "ready").length,
+      starting: all.filter((w) => w.state === "starting").length,
+      draining: all.filter((w) => w.state === "draining").length,
+    };
+  };
+  const readiness = () => {
+    const workers = workerCounts();
+    const crashLoop = supervisor.crashLooping();
+    if (phase === "draining") return { status: 503, body: { status: "draining", workers, crashLoop } };
+    if (phase === "starting") return { status: 503, body: { status: "starting", workers, crashLoop } };
+    if (workers.live === 0) return { status: 503, body: { status: "no_live_worker", workers, crashLoop } };
+    return { status: 200, body: { status: "ready", workers, crashLoop } };
+  };
+
+  const load = (w: WorkerInfo): number =>
+    (w.stats?.rawConnections ?? 0) + (w.stats?.sioConnections ?? 0) + balancer.recentFor(w.worker.id);
+  const publicServer = createServer();
+  const balancer: StickyBalancer = new StickyBalancer(publicServer, {
+    log,
+    refusing: () => phase === "draining",
+    pickWorker: (): Worker | undefined =>
+      supervisor
+        .accepting()
+        .reduce<WorkerInfo | undefined>((best, w) => (!best || load(w) < load(best) ? w : best), undefined)
+        ?.worker,
+    probe: (path) => {
+      if (path === "/health")
+        return { status: 200, body: { status: "ok", instance: config.instance, workers: workerCounts() } };
+      if (path === "/ready") return readiness();
+      return null;
+    },
+  });
+
+  const status = () => ({
+    instance: config.instance,
+    phase,
+    pid: process.pid,
+    uptimeSeconds: Math.round(process.uptime()),
+    crashLoop: supervisor.crashLooping(),
+    restarts: supervisor.restarts,
+    channels: hub.activeChannels(),
+    sessions: balancer.sessionCount,
+    workers: [...supervisor.workers].map((w) => ({
+      id: w.worker.id,
+      pid: w.worker.process.pid,
+      slot: w.slot,
+      state: w.state,
+      startedAt: new Date(w.startedAt).toISOString(),
+      stats: w.stats,
+    })),
+  });
+  const admin = new AdminServer({ instance: config.instance, supervisor, hub, bridge, status });
+
+  await listen(publicServer, config.port, config.host);
+  await listen(admin.server, config.adminPort, config.adminHost);
+  const port = (publicServer.address() as AddressInfo).port;
+  const adminPort = (admin.server.address() as AddressInfo).port;
+  log.info({ port, adminPort, workers: config.workers, node: process.version }, "primary started");
+
+  const sweep = setInterval(() => hub.sweep(), SWEEP_INTERVAL_MS);
+  sweep.unref();
+
+  let signals = 0;
+  const shutdown = async (signal: string) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn({ signal }, "second signal: exiting now");
+      supervisor.killAll();
+      process.exit(1);
+    }
+    phase = "draining";
+    notifyStopping();
+    log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, "draining");
+    const hardStop = setTimeout(() => {
+      log.error("drain deadline passed: exiting");
+      supervisor.killAll();
+      process.exit(1);
+    }, config.drainTimeoutMs + 5000);
+    await supervisor.stop();
+    clearTimeout(hardStop);
+    publicServer.close();
+    admin.server.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGHUP", () => {
+    if (phase !== "running") return;
+    log.info("SIGHUP: rolling reload");
+    void supervisor.reload();
+  });
+
+  await supervisor.start();
+  if (phase !== "starting") return;
+  phase = "running";
+  for (const w of supervisor.workers) supervisor.send(w, { tag: IPC_TAG, kind: "accepting", value: true });
+  log.info({ port, adminPort, workers: config.workers, host: config.host }, "ready");
+  notifyReady(log);
+}
+
+function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port, host, backlog: 1024 }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}

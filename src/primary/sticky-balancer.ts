@@ -1,0 +1,143 @@
+import cluster, { type Worker } from "node:cluster";
+import type { Server, Socket } from "node:net";
+import type { Logger } from "../log.js";
+
+/**
+ * The primary half of @socket.io/sticky, rewritten; workers still run the package's own `setupWorker`, and this
+ * speaks its protocol ("sticky:connection" with the socket and its first bytes; session binding messages back).
+ *
+ * Why not the package's `setupPrimary` (2.0.1), each fault tested in test/integration/sticky.test.ts:
+ * - it sends a Buffer over IPC and the worker `unshift`s it, which only works with advanced serialization
+ *   (with Node's default JSON serialization every request hangs up);
+ * - it picks among all of `cluster.workers`, including workers still starting and workers draining in a rolling
+ *   reload, so connections land where nobody accepts them;
+ * - it matches `sid=` anywhere in the headers (a `Cookie: sid=…` routes a new session to a random dead end);
+ * - it relays any request with a body through the primary chunk by chunk (slow publish API), where pausing the
+ *   socket before the hand-off is enough;
+ * - with no live worker it crashes on `undefined.send` (socketio/socket.io-sticky#10, #12) — here it answers 503.
+ * Keep-alive reuse across sessions (socketio/socket.io-sticky#8) is handled in the worker (worker/sticky-worker.ts).
+ */
+export type BalancerDeps = {
+  /** The least-loaded worker that accepts new connections, if any. */
+  pickWorker(): Worker | undefined;
+  /** Answers /health and /ready directly from the primary, which knows the truth about its workers. */
+  probe(path: string): { status: number; body: unknown } | null;
+  /** True once SIGTERM/SIGINT started a drain: new connections get 503. */
+  refusing(): boolean;
+  log: Logger;
+};
+
+const MAX_HEAD_BYTES = 16 * 1024;
+const HEAD_TIMEOUT_MS = 10_000;
+const HEAD_END = Buffer.from("\r\n\r\n");
+const SID_PARAM = /[?&]sid=([\w-]{1,64})(?:&|$)/;
+
+type Handle = { reading?: boolean; readStop?: () => number };
+
+export class StickyBalancer {
+  readonly #deps: BalancerDeps;
+  readonly #sessions = new Map<string, number>();
+  /** Connections handed to each worker since its last stats report, to spread a burst of connects. */
+  readonly #recent = new Map<number, number>();
+
+  constructor(server: Server, deps: BalancerDeps) {
+    this.#deps = deps;
+    server.on("connection", (socket) => this.#accept(socket));
+    cluster.on("message", (worker, message: { type?: string; data?: unknown }) => {
+      if (message?.type === "sticky:connection" && typeof message.data === "string") {
+        this.#sessions.set(message.data, worker.id);
+      } else if (message?.type === "sticky:disconnection" && typeof message.data === "string") {
+        this.#sessions.delete(message.data);
+      }
+    });
+    cluster.on("exit", (worker) => {
+      for (const [sid, id] of this.#sessions) if (id === worker.id) this.#sessions.delete(sid);
+      this.#recent.delete(worker.id);
+    });
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Connections recently handed to a worker and not yet in its reported count. */
+  recentFor(workerId: number): number {
+    return this.#recent.get(workerId) ?? 0;
+  }
+
+  resetRecent(workerId: number): void {
+    this.#recent.set(workerId, 0);
+  }
+
+  #accept(socket: Socket): void {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy());
+    socket.on("error", () => socket.destroy());
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
+      const end = head.indexOf(HEAD_END);
+      if (end === -1) {
+        if (length > MAX_HEAD_BYTES)
+          this.#reply(socket, 431, { error: { code: "bad_request", message: "headers too large" } });
+        return;
+      }
+      socket.off("data", onData);
+      this.#route(socket, head, head.subarray(0, end).toString("latin1"));
+    };
+    socket.on("data", onData);
+  }
+
+  #route(socket: Socket, bytes: Buffer, head: string): void {
+    const requestLine = head.slice(0, head.indexOf("\r\n"));
+    const target = requestLine.split(" ")[1] ?? "/";
+    const path = target.split("?", 1)[0] ?? "/";
+    const probe = this.#deps.probe(path);
+    if (probe) return this.#reply(socket, probe.status, probe.body);
+    if (this.#deps.refusing()) {
+      return this.#reply(socket, 503, { error: { code: "unavailable", message: "server is draining" } });
+    }
+    const sid = path.startsWith("/socket.io/") ? SID_PARAM.exec(target)?.[1] : undefined;
+    const bound = sid === undefined ? undefined : this.#sessions.get(sid);
+    const worker = (bound !== undefined ? cluster.workers?.[bound] : undefined) ?? this.#deps.pickWorker();
+    if (!worker?.isConnected()) {
+      return this.#reply(socket, 503, { error: { code: "unavailable", message: "no worker is live" } });
+    }
+    this.#handOff(socket, worker, bytes);
+  }
+
+  #handOff(socket: Socket, worker: Worker, bytes: Buffer): void {
+    // Stop reading in the primary before the fd moves: bytes read after this point would be lost
+    // (child_process replaces the handle's onread with a no-op once the socket is sent).
+    socket.pause();
+    const handle = (socket as unknown as { _handle?: Handle })._handle;
+    if (handle?.readStop) {
+      handle.reading = false;
+      handle.readStop();
+    }
+    socket.setTimeout(0);
+    socket.removeAllListeners("error");
+    this.#recent.set(worker.id, this.recentFor(worker.id) + 1);
+    try {
+      worker.send({ type: "sticky:connection", data: bytes }, socket, { keepOpen: false }, (err) => {
+        if (err) socket.destroy();
+      });
+    } catch (err) {
+      this.#deps.log.warn({ err, worker: worker.id }, "connection hand-off failed");
+      socket.destroy();
+    }
+  }
+
+  #reply(socket: Socket, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    const reason = status === 200 ? "OK" : status === 503 ? "Service Unavailable" : "Error";
+    socket.removeAllListeners("data");
+    socket.setTimeout(0);
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
+        `Cache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
+    );
+  }
+}

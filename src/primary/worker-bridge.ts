@@ -1,0 +1,76 @@
+import { type DownEvent, IPC_TAG, type UpOp } from "../ipc.js";
+import type { ChannelHub } from "./channel-hub.js";
+import type { Supervisor, WorkerInfo } from "./supervisor.js";
+
+/**
+ * The primary end of the in-host bus: applies each worker's batched operations to the hub in order and sends
+ * each worker one batch of events per event-loop turn, only for channels it has subscribers for.
+ */
+export class WorkerBridge {
+  readonly #hub: ChannelHub;
+  readonly #supervisor: Supervisor;
+  readonly #outbox = new Map<number, DownEvent[]>();
+  #flushScheduled = false;
+  published = 0;
+
+  constructor(hub: ChannelHub, supervisor: Supervisor) {
+    this.#hub = hub;
+    this.#supervisor = supervisor;
+  }
+
+  apply(info: WorkerInfo, ops: UpOp[]): void {
+    const id = info.worker.id;
+    for (const op of ops) {
+      switch (op[0]) {
+        case "sub": {
+          const [, rid, channel, since] = op;
+          const r = this.#hub.subscribe(id, channel, since);
+          this.#push(id, ["subok", rid, r.offset, r.history, r.gap]);
+          break;
+        }
+        case "unsub":
+          this.#hub.unsubscribe(id, op[1]);
+          break;
+        case "pub": {
+          const [, rid, messages] = op;
+          const offsets = messages.map(([channel, dataJson]) => this.publish(channel, dataJson));
+          this.#push(id, ["pubok", rid, offsets]);
+          break;
+        }
+        case "stats":
+          info.stats = op[1];
+          break;
+      }
+    }
+  }
+
+  /** Sequences one message and queues it for every interested worker; returns its offset. */
+  publish(channel: string, dataJson: string): number {
+    const { offset, workers } = this.#hub.publish(channel, dataJson);
+    this.published += 1;
+    for (const workerId of workers) this.#push(workerId, ["msg", channel, offset, dataJson]);
+    return offset;
+  }
+
+  #push(workerId: number, event: DownEvent): void {
+    let box = this.#outbox.get(workerId);
+    if (!box) {
+      box = [];
+      this.#outbox.set(workerId, box);
+    }
+    box.push(event);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    for (const [workerId, events] of this.#outbox) {
+      const info = this.#supervisor.info(workerId);
+      if (info) this.#supervisor.send(info, { tag: IPC_TAG, kind: "down", events });
+    }
+    this.#outbox.clear();
+  }
+}

@@ -1,0 +1,83 @@
+import type { ErrorCode } from "../errors.js";
+
+/** Frames a raw WebSocket client sends (DESIGN.md §4). `id` is echoed on the reply when present. */
+export type ClientMessage =
+  | { type: "subscribe"; channel: string; id?: RequestId; since?: number }
+  | { type: "unsubscribe"; channel: string; id?: RequestId }
+  | { type: "publish"; channel: string; data: unknown; id?: RequestId }
+  | { type: "ping"; id?: RequestId };
+
+export type RequestId = string | number;
+
+export type ParseFailure = { error: ErrorCode; message: string; id?: RequestId };
+
+const CHANNEL_CHARS = /^[A-Za-z0-9_\-:.@/=]+$/;
+
+/** Checks a channel name; returns a reason when it is not acceptable. */
+export function channelProblem(channel: unknown, maxLength: number): string | null {
+  if (typeof channel !== "string" || channel.length === 0) return "channel must be a non-empty string";
+  if (channel.length > maxLength) return `channel is longer than ${maxLength} characters`;
+  if (!CHANNEL_CHARS.test(channel)) return "channel may only contain A-Z a-z 0-9 _ - : . @ / =";
+  return null;
+}
+
+function idOf(value: unknown): RequestId | undefined {
+  return typeof value === "string" || (typeof value === "number" && Number.isFinite(value))
+    ? value
+    : undefined;
+}
+
+/** Parses one text frame into a ClientMessage, or the error code and message to send back. Pure. */
+export function parseClientMessage(text: string, maxChannelLength: number): ClientMessage | ParseFailure {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { error: "bad_request", message: "frame is not valid JSON" };
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+    return { error: "bad_request", message: "frame must be a JSON object" };
+  }
+  const frame = raw as Record<string, unknown>;
+  const id = idOf(frame.id);
+  if (frame.id !== undefined && id === undefined) {
+    return { error: "bad_request", message: "id must be a string or a number" };
+  }
+  const withId = <T extends object>(m: T): T => (id === undefined ? m : { ...m, id });
+  switch (frame.type) {
+    case "ping":
+      return withId({ type: "ping" as const });
+    case "subscribe":
+    case "unsubscribe":
+    case "publish": {
+      const problem = channelProblem(frame.channel, maxChannelLength);
+      if (problem) return withId({ error: "invalid_channel" as const, message: problem });
+      const channel = frame.channel as string;
+      if (frame.type === "unsubscribe") return withId({ type: "unsubscribe" as const, channel });
+      if (frame.type === "publish") {
+        if (!("data" in frame))
+          return withId({ error: "bad_request" as const, message: "publish needs data" });
+        return withId({ type: "publish" as const, channel, data: frame.data });
+      }
+      if (frame.since === undefined) return withId({ type: "subscribe" as const, channel });
+      if (typeof frame.since !== "number" || !Number.isInteger(frame.since) || frame.since < 0) {
+        return withId({
+          error: "bad_request" as const,
+          message: "since must be a non-negative integer offset",
+        });
+      }
+      return withId({ type: "subscribe" as const, channel, since: frame.since });
+    }
+    case undefined:
+      return withId({ error: "bad_request" as const, message: "frame needs a type" });
+    default:
+      return withId({
+        error: "unknown_type" as const,
+        message: `unknown type ${JSON.stringify(frame.type)}; expected subscribe, unsubscribe, publish or ping`,
+      });
+  }
+}
+
+export function isParseFailure(m: ClientMessage | ParseFailure): m is ParseFailure {
+  return "error" in m;
+}

@@ -1,0 +1,53 @@
+import type { ErrorCode } from "../errors.js";
+import type { RequestId } from "./client-message.js";
+
+/**
+ * Server → client frames as JSON text. `data` arrives already serialized (it crossed IPC as JSON),
+ * so a message frame is spliced together instead of re-encoding the payload.
+ */
+export function messageText(channelJson: string, dataJson: string, offset: number): string {
+  return `{"type":"message","channel":${channelJson},"data":${dataJson},"offset":${offset}}`;
+}
+
+export function ackText(id: RequestId | undefined): string | null {
+  return id === undefined ? null : JSON.stringify({ type: "ack", id });
+}
+
+export function pongText(id: RequestId | undefined): string {
+  return JSON.stringify(id === undefined ? { type: "pong" } : { type: "pong", id });
+}
+
+export function errorText(
+  code: ErrorCode,
+  message: string,
+  id?: RequestId,
+  extra?: Record<string, unknown>,
+): string {
+  return JSON.stringify({ type: "error", ...(id === undefined ? {} : { id }), code, message, ...extra });
+}
+
+export function reconnectText(delayMs: number, reason: string): string {
+  return JSON.stringify({ type: "reconnect", delayMs, reason });
+}
+
+/**
+ * One unmasked, final WebSocket text frame (RFC 6455 §5.2). Server frames carry no mask, so the same bytes
+ * can be written to every subscriber of a channel.
+ */
+export function encodeTextFrame(text: string): Buffer {
+  const payloadLength = Buffer.byteLength(text);
+  const headerLength = payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + payloadLength);
+  frame[0] = 0x81;
+  if (payloadLength < 126) {
+    frame[1] = payloadLength;
+  } else if (payloadLength < 65536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(payloadLength, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(payloadLength), 2);
+  }
+  frame.write(text, headerLength, "utf8");
+  return frame;
+}

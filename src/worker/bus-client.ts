@@ -1,0 +1,123 @@
+import { SwitchboardError } from "../errors.js";
+import {
+  type Delivery,
+  type DownEvent,
+  type HistoryEntry,
+  IPC_TAG,
+  isSwitchboardMessage,
+  type ToPrimary,
+  type ToWorker,
+  type UpOp,
+  type WorkerStats,
+} from "../ipc.js";
+
+export type SubscribeReply = { offset: number; history: HistoryEntry[] | null; gap: boolean };
+
+/** Reply handlers run synchronously, in batch order, so a new subscriber joins exactly between two deliveries. */
+type Pending = (reply: SubscribeReply | number[] | SwitchboardError) => void;
+
+/**
+ * The worker end of the in-host bus: batches this turn's operations into one IPC message to the primary and
+ * dispatches the primary's ordered event batches. Replies resolve in the same order as deliveries arrive.
+ */
+export class BusClient {
+  readonly #pending = new Map<number, Pending>();
+  #nextRid = 1;
+  #ops: UpOp[] = [];
+  #onDelivery: (d: Delivery) => void = () => {};
+  #onControl: (m: ToWorker) => void = () => {};
+
+  constructor() {
+    process.on("message", (message: unknown) => {
+      if (!isSwitchboardMessage<ToWorker>(message)) return;
+      if (message.kind === "down") this.#dispatch(message.events);
+      else this.#onControl(message);
+    });
+  }
+
+  onDelivery(fn: (d: Delivery) => void): void {
+    this.#onDelivery = fn;
+  }
+
+  onControl(fn: (m: ToWorker) => void): void {
+    this.#onControl = fn;
+  }
+
+  /** `done` runs synchronously when the primary's reply is dispatched, before any later delivery. */
+  subscribe(
+    channel: string,
+    since: number | null,
+    done: (reply: SubscribeReply | SwitchboardError) => void,
+  ): void {
+    this.#request((rid) => ["sub", rid, channel, since], done as Pending);
+  }
+
+  unsubscribe(channel: string): void {
+    this.#queue(["unsub", channel]);
+  }
+
+  /** Publishes in order; resolves with one offset per message. */
+  publish(messages: [channel: string, dataJson: string][]): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      this.#request(
+        (rid) => ["pub", rid, messages],
+        (reply) => (reply instanceof SwitchboardError ? reject(reply) : resolve(reply as number[])),
+      );
+    });
+  }
+
+  reportStats(stats: WorkerStats): void {
+    this.#queue(["stats", stats]);
+  }
+
+  send(message: ToPrimary): void {
+    if (process.connected) process.send?.(message);
+  }
+
+  #request(op: (rid: number) => UpOp, done: Pending): void {
+    const rid = this.#nextRid++;
+    this.#pending.set(rid, done);
+    this.#queue(op(rid));
+  }
+
+  #queue(op: UpOp): void {
+    if (this.#ops.length === 0) setImmediate(() => this.#flush());
+    this.#ops.push(op);
+  }
+
+  #flush(): void {
+    const ops = this.#ops;
+    this.#ops = [];
+    if (!process.connected) {
+      for (const done of this.#pending.values()) done(new SwitchboardError("unavailable", "primary is gone"));
+      this.#pending.clear();
+      return;
+    }
+    process.send?.({ tag: IPC_TAG, kind: "up", ops } satisfies ToPrimary);
+  }
+
+  #dispatch(events: DownEvent[]): void {
+    for (const e of events) {
+      switch (e[0]) {
+        case "msg":
+          this.#onDelivery(e);
+          break;
+        case "subok":
+          this.#settle(e[1], { offset: e[2], history: e[3], gap: e[4] } satisfies SubscribeReply);
+          break;
+        case "pubok":
+          this.#settle(e[1], e[2]);
+          break;
+        case "puberr":
+          this.#settle(e[1], new SwitchboardError(e[2], e[3]));
+          break;
+      }
+    }
+  }
+
+  #settle(rid: number, reply: SubscribeReply | number[] | SwitchboardError): void {
+    const done = this.#pending.get(rid);
+    this.#pending.delete(rid);
+    done?.(reply);
+  }
+}

@@ -1,0 +1,90 @@
+/** A subscriber the registry can hold: a raw WebSocket connection or a Socket.IO socket. */
+export interface Member {
+  readonly protocol: "raw" | "sio";
+  /** Channels this member is subscribed to (or joining). */
+  readonly channels: Set<string>;
+  readonly closed: boolean;
+}
+
+type Entry<M extends Member> = {
+  raw: Set<M>;
+  sio: Set<M>;
+  /** Subscribes sent to the primary and not answered yet. */
+  pending: number;
+  /** True once the primary confirmed this worker's interest. */
+  live: boolean;
+};
+
+/**
+ * Local subscribers per channel on one worker, and whether the primary delivers that channel here yet.
+ * Pure bookkeeping: no sockets, no IPC.
+ */
+export class ChannelRegistry<M extends Member> {
+  readonly #channels = new Map<string, Entry<M>>();
+
+  #entry(channel: string): Entry<M> {
+    let e = this.#channels.get(channel);
+    if (!e) {
+      e = { raw: new Set(), sio: new Set(), pending: 0, live: false };
+      this.#channels.set(channel, e);
+    }
+    return e;
+  }
+
+  /** True when a subscribe can join at once, without asking the primary. */
+  isLive(channel: string): boolean {
+    return this.#channels.get(channel)?.live === true;
+  }
+
+  beginPending(channel: string, member: M): void {
+    this.#entry(channel).pending += 1;
+    member.channels.add(channel);
+  }
+
+  /** Ends a pending subscribe; the member joins unless it left meanwhile. Returns false if it did not join. */
+  endPending(channel: string, member: M, joined: boolean): boolean {
+    const e = this.#entry(channel);
+    e.pending -= 1;
+    if (joined) e.live = true;
+    if (!joined || member.closed || !member.channels.has(channel)) return false;
+    this.add(channel, member);
+    return true;
+  }
+
+  add(channel: string, member: M): void {
+    const e = this.#entry(channel);
+    (member.protocol === "raw" ? e.raw : e.sio).add(member);
+    member.channels.add(channel);
+  }
+
+  /** Removes a member; returns true when the channel has nobody left here (tell the primary). */
+  remove(channel: string, member: M): boolean {
+    member.channels.delete(channel);
+    const e = this.#channels.get(channel);
+    if (!e) return false;
+    (member.protocol === "raw" ? e.raw : e.sio).delete(member);
+    if (e.raw.size + e.sio.size + e.pending > 0) return false;
+    const wasLive = e.live;
+    this.#channels.delete(channel);
+    return wasLive;
+  }
+
+  /** Removes a member from all its channels; returns the channels now empty here. */
+  removeAll(member: M): string[] {
+    const emptied: string[] = [];
+    for (const channel of [...member.channels]) if (this.remove(channel, member)) emptied.push(channel);
+    return emptied;
+  }
+
+  rawMembers(channel: string): ReadonlySet<M> | undefined {
+    return this.#channels.get(channel)?.raw;
+  }
+
+  hasSio(channel: string): boolean {
+    return (this.#channels.get(channel)?.sio.size ?? 0) > 0;
+  }
+
+  get size(): number {
+    return this.#channels.size;
+  }
+}

@@ -1,0 +1,80 @@
+import { createServer } from "node:http";
+import type { Config } from "../config.js";
+import { IPC_TAG } from "../ipc.js";
+import { createLogger } from "../log.js";
+import { createTokenVerifier } from "./auth.js";
+import { BusClient } from "./bus-client.js";
+import { ChannelRegistry, type Member } from "./channel-registry.js";
+import { drainWorker } from "./drain.js";
+import { createHttpApi } from "./http-api.js";
+import { SioGateway } from "./sio-gateway.js";
+import { setupStickyWorker } from "./sticky-worker.js";
+import { Subscriptions } from "./subscriptions.js";
+import { WorkerCounters } from "./worker-counters.js";
+import { WsGateway } from "./ws-gateway.js";
+
+const STATS_INTERVAL_MS = 1000;
+
+/** One worker: HTTP + /ws + Socket.IO on connections handed over by the primary, joined to the in-host bus. */
+export function runWorker(config: Config, workerId: number): void {
+  const log = createLogger(config.logLevel, { role: "worker", worker: workerId, instance: config.instance });
+  let accepting = true;
+  const bus = new BusClient();
+  const registry = new ChannelRegistry<Member>();
+  const subscriptions = new Subscriptions(bus, registry, config.maxSubscriptions);
+  const counters = new WorkerCounters();
+  const verifyToken = createTokenVerifier(config);
+  // Socket.IO wraps the listeners present when it attaches and hands them whatever is not /socket.io/,
+  // so the API handler must be registered first; it is bound once the gateways exist.
+  let api: ReturnType<typeof createHttpApi> | undefined;
+  const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => api?.(req, res));
+  const common = { config, bus, registry, subscriptions, verifyToken, counters, log };
+  const ws = new WsGateway(server, { ...common, accepting: () => accepting });
+  const sio = new SioGateway(server, common);
+  api = createHttpApi({
+    config,
+    bus,
+    io: sio.io,
+    counters,
+    log,
+    accepting: () => accepting,
+    rawCount: (channel) => registry.rawMembers(channel)?.size ?? 0,
+  });
+  setupStickyWorker(server, sio.io);
+
+  bus.onDelivery(([, channel, offset, dataJson]) => {
+    counters.delivered += ws.deliver(channel, offset, dataJson) + sio.deliver(channel, offset, dataJson);
+  });
+  bus.onControl((m) => {
+    if (m.kind === "accepting") accepting = m.value;
+    if (m.kind === "drain") {
+      accepting = false;
+      void drainWorker(m, server, ws, sio, log).then(() => {
+        ws.close();
+        sio.close();
+        server.closeAllConnections();
+        bus.send({ tag: IPC_TAG, kind: "drained" });
+        setTimeout(() => process.exit(0), 50);
+      });
+    }
+  });
+
+  setInterval(() => {
+    bus.reportStats({
+      rawConnections: ws.connections.size,
+      sioConnections: sio.connectionCount,
+      delivered: counters.delivered,
+      slowConsumers: counters.slowConsumers,
+      errors: { ...counters.errors },
+      rssBytes: process.memoryUsage.rss(),
+    });
+  }, STATS_INTERVAL_MS).unref();
+
+  // Signals are the primary's business (a terminal's Ctrl-C reaches the whole process group): it drains us.
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => {});
+  // The primary going away (killed with SIGKILL) leaves nobody to route to us: stop too.
+  process.on("disconnect", () => process.exit(0));
+  bus.send({ tag: IPC_TAG, kind: "ready" });
+  log.debug("worker started");
+}

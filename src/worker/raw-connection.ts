@@ -1,0 +1,90 @@
+import type { Socket } from "node:net";
+import type { WebSocket } from "ws";
+import type { Member } from "./channel-registry.js";
+import { TokenBucket } from "./token-bucket.js";
+
+export type Claims = { sub?: string; channels?: string[] };
+
+/**
+ * Writes queued frames of every connection that got one this turn, one write per connection (writev when
+ * several frames queued), after the whole batch from the primary was processed.
+ */
+export class FrameFlusher {
+  readonly #dirty = new Set<RawConnection>();
+  #scheduled = false;
+
+  mark(conn: RawConnection): void {
+    this.#dirty.add(conn);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.flushAll());
+    }
+  }
+
+  flushAll(): void {
+    this.#scheduled = false;
+    for (const conn of this.#dirty) conn.flush();
+    this.#dirty.clear();
+  }
+}
+
+/** One raw /ws client: its subscriptions, its outgoing frame queue, its rate budget and heartbeat flag. */
+export class RawConnection implements Member {
+  readonly protocol = "raw";
+  readonly channels = new Set<string>();
+  readonly ws: WebSocket;
+  readonly claims: Claims | null;
+  closed = false;
+  /** Cleared on each heartbeat ping, set by the pong. */
+  alive = true;
+  #socket: Socket;
+  #queue: Buffer[] | null = null;
+  #queuedBytes = 0;
+  readonly budget: TokenBucket;
+  readonly #flusher: FrameFlusher;
+  readonly #onSlow: (conn: RawConnection) => void;
+
+  constructor(
+    ws: WebSocket,
+    socket: Socket,
+    claims: Claims | null,
+    flusher: FrameFlusher,
+    onSlow: (conn: RawConnection) => void,
+    rate: number,
+  ) {
+    this.ws = ws;
+    this.#socket = socket;
+    this.claims = claims;
+    this.#flusher = flusher;
+    this.#onSlow = onSlow;
+    this.budget = new TokenBucket(rate);
+  }
+
+  /** Queues one encoded frame; the same Buffer may be queued on thousands of connections. */
+  send(frame: Buffer, maxBufferedBytes: number): void {
+    if (this.closed) return;
+    if (this.#socket.writableLength + this.#queuedBytes + frame.length > maxBufferedBytes) {
+      this.#onSlow(this);
+      return;
+    }
+    if (this.#queue === null) {
+      this.#queue = [frame];
+      this.#flusher.mark(this);
+    } else this.#queue.push(frame);
+    this.#queuedBytes += frame.length;
+  }
+
+  flush(): void {
+    const queue = this.#queue;
+    this.#queue = null;
+    this.#queuedBytes = 0;
+    if (queue === null || this.closed || !this.#socket.writable) return;
+    if (queue.length === 1) {
+      this.#socket.write(queue[0] as Buffer);
+      return;
+    }
+    this.#socket.cork();
+    for (const frame of queue) this.#socket.write(frame);
+    this.#socket.uncork();
+  }
+}

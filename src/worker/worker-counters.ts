@@ -1,0 +1,12 @@
+import type { ErrorCode } from "../errors.js";
+
+/** What a worker counts for /metrics and /status; reported to the primary every second. */
+export class WorkerCounters {
+  delivered = 0;
+  slowConsumers = 0;
+  readonly errors: Partial<Record<ErrorCode, number>> = {};
+
+  error(code: ErrorCode): void {
+    this.errors[code] = (this.errors[code] ?? 0) + 1;
+  }
+}

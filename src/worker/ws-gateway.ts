@@ -1,0 +1,249 @@
+import type { IncomingMessage, Server } from "node:http";
+import type { Socket } from "node:net";
+import { type RawData, type WebSocket, WebSocketServer } from "ws";
+import { type Config, namespaceOf } from "../config.js";
+import { CLOSE_RESTART, type ErrorCode, errorCodes, type SwitchboardError } from "../errors.js";
+import type { Logger } from "../log.js";
+import {
+  type ClientMessage,
+  isParseFailure,
+  parseClientMessage,
+  type RequestId,
+} from "../protocol/client-message.js";
+import {
+  ackText,
+  encodeTextFrame,
+  errorText,
+  messageText,
+  pongText,
+  reconnectText,
+} from "../protocol/server-frames.js";
+import { grants, type TokenVerifier, tokenOf } from "./auth.js";
+import type { BusClient } from "./bus-client.js";
+import type { ChannelRegistry, Member } from "./channel-registry.js";
+import { type Claims, FrameFlusher, RawConnection } from "./raw-connection.js";
+import type { Subscriptions } from "./subscriptions.js";
+import type { WorkerCounters } from "./worker-counters.js";
+
+export type WsGatewayDeps = {
+  config: Config;
+  bus: BusClient;
+  registry: ChannelRegistry<Member>;
+  subscriptions: Subscriptions<Member>;
+  verifyToken: TokenVerifier;
+  counters: WorkerCounters;
+  accepting(): boolean;
+  log: Logger;
+};
+
+/** The raw JSON protocol on /ws (DESIGN.md §4): upgrade, auth, frames in, frames out, heartbeats, drain. */
+export class WsGateway {
+  readonly #d: WsGatewayDeps;
+  readonly #wss: WebSocketServer;
+  readonly #flusher = new FrameFlusher();
+  readonly connections = new Set<RawConnection>();
+  readonly #publishNamespaces: Set<string>;
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(server: Server, d: WsGatewayDeps) {
+    this.#d = d;
+    this.#publishNamespaces = new Set(d.config.publishNamespaces.split(",").filter(Boolean));
+    // Frames between max-payload and 4x get a too_large error and the connection stays; beyond that ws closes 1009.
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: d.config.maxPayloadBytes * 4,
+      perMessageDeflate: d.config.wsCompression,
+    });
+    server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) =>
+      this.#upgrade(req, socket, head),
+    );
+    this.#heartbeat = setInterval(() => this.#beat(), d.config.pingIntervalMs);
+    this.#heartbeat.unref();
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const path = req.url?.split("?", 1)[0];
+    if (path?.startsWith("/socket.io/")) return; // Engine.IO's own upgrade handler takes it
+    socket.on("error", () => socket.destroy());
+    if (path !== "/ws") return rejectUpgrade(socket, 404, "not_found", "WebSocket endpoint is /ws");
+    if (!this.#d.accepting()) return rejectUpgrade(socket, 503, "unavailable", "server is draining");
+    let claims: Claims | null;
+    try {
+      claims = await this.#d.verifyToken(tokenOf(req));
+    } catch (err) {
+      this.#d.counters.error("unauthorized");
+      return rejectUpgrade(socket, 401, "unauthorized", (err as Error).message);
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, socket, claims));
+  }
+
+  #open(ws: WebSocket, socket: Socket, claims: Claims | null): void {
+    const conn = new RawConnection(
+      ws,
+      socket,
+      claims,
+      this.#flusher,
+      (c) => this.#slow(c),
+      this.#d.config.clientRate,
+    );
+    this.connections.add(conn);
+    ws.on("message", (data, isBinary) => this.#receive(conn, data, isBinary));
+    ws.on("pong", () => {
+      conn.alive = true;
+    });
+    ws.on("error", (err) => this.#d.log.debug({ err }, "ws connection error"));
+    ws.once("close", () => {
+      conn.closed = true;
+      this.connections.delete(conn);
+      this.#d.subscriptions.leaveAll(conn);
+    });
+  }
+
+  #receive(conn: RawConnection, data: RawData, isBinary: boolean): void {
+    if (!conn.budget.take()) {
+      return this.#error(conn, "rate_limited", `more than ${this.#d.config.clientRate} frames per second`);
+    }
+    const bytes = Buffer.isBuffer(data)
+      ? data
+      : Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.from(data);
+    if (bytes.length > this.#d.config.maxPayloadBytes) {
+      return this.#error(conn, "too_large", `frame exceeds ${this.#d.config.maxPayloadBytes} bytes`);
+    }
+    if (isBinary) return this.#error(conn, "bad_request", "binary frames are not supported; send JSON text");
+    const msg = parseClientMessage(bytes.toString("utf8"), this.#d.config.maxChannelLength);
+    if (isParseFailure(msg)) return this.#error(conn, msg.error, msg.message, msg.id);
+    this.#handle(conn, msg);
+  }
+
+  #handle(conn: RawConnection, msg: ClientMessage): void {
+    switch (msg.type) {
+      case "ping":
+        return this.#text(conn, pongText(msg.id));
+      case "unsubscribe":
+        this.#d.subscriptions.unsubscribe(conn, msg.channel);
+        return this.#ack(conn, msg.id);
+      case "subscribe":
+        return this.#subscribe(conn, msg.channel, msg.since ?? null, msg.id);
+      case "publish":
+        return this.#publish(conn, msg.channel, msg.data, msg.id);
+    }
+  }
+
+  #subscribe(conn: RawConnection, channel: string, since: number | null, id: RequestId | undefined): void {
+    if (!grants(conn.claims, channel)) {
+      return this.#error(conn, "forbidden", `the token does not grant channel ${channel}`, id);
+    }
+    this.#d.subscriptions.subscribe(conn, channel, since, (outcome) => {
+      if (!outcome.ok) return this.#error(conn, outcome.error.code, outcome.error.message, id);
+      const reply = outcome.reply;
+      if (reply?.gap) {
+        this.#error(conn, "history_gap", `messages after offset ${since} are no longer in history`, id, {
+          channel,
+          offset: reply.offset,
+        });
+      } else this.#ack(conn, id);
+      if (reply?.history?.length) {
+        const channelJson = JSON.stringify(channel);
+        for (const [offset, dataJson] of reply.history)
+          this.#text(conn, messageText(channelJson, dataJson, offset));
+      }
+    });
+  }
+
+  #publish(conn: RawConnection, channel: string, data: unknown, id: RequestId | undefined): void {
+    if (!this.#publishNamespaces.has(namespaceOf(channel))) {
+      return this.#error(
+        conn,
+        "forbidden",
+        `clients may not publish to namespace "${namespaceOf(channel)}"`,
+        id,
+      );
+    }
+    if (!grants(conn.claims, channel)) {
+      return this.#error(conn, "forbidden", `the token does not grant channel ${channel}`, id);
+    }
+    const dataJson = JSON.stringify(data);
+    this.#d.bus.publish([[channel, dataJson]]).then(
+      () => this.#ack(conn, id),
+      (err: SwitchboardError) => this.#error(conn, err.code ?? "internal", err.message, id),
+    );
+  }
+
+  /** Delivers one message to every raw subscriber here: encoded once, the same bytes for every socket. */
+  deliver(channel: string, offset: number, dataJson: string): number {
+    const members = this.#d.registry.rawMembers(channel);
+    if (!members || members.size === 0) return 0;
+    const frame = encodeTextFrame(messageText(JSON.stringify(channel), dataJson, offset));
+    const max = this.#d.config.maxBufferedBytes;
+    for (const m of members) (m as RawConnection).send(frame, max);
+    return members.size;
+  }
+
+  #text(conn: RawConnection, text: string): void {
+    conn.send(encodeTextFrame(text), this.#d.config.maxBufferedBytes);
+  }
+
+  #ack(conn: RawConnection, id: RequestId | undefined): void {
+    const text = ackText(id);
+    if (text) this.#text(conn, text);
+  }
+
+  #error(
+    conn: RawConnection,
+    code: ErrorCode,
+    message: string,
+    id?: RequestId,
+    extra?: Record<string, unknown>,
+  ): void {
+    this.#d.counters.error(code);
+    this.#text(conn, errorText(code, message, id, extra));
+  }
+
+  #slow(conn: RawConnection): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.#d.counters.slowConsumers += 1;
+    this.#d.log.warn(
+      { channels: conn.channels.size, limitBytes: this.#d.config.maxBufferedBytes },
+      "slow consumer closed",
+    );
+    // The close frame queues behind the backlog; a reader that never catches up is cut off.
+    conn.ws.close(errorCodes.slow_consumer.close, "slow consumer");
+    setTimeout(() => conn.ws.terminate(), 5000).unref();
+  }
+
+  #beat(): void {
+    for (const conn of this.connections) {
+      if (!conn.alive) {
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+    }
+  }
+
+  /** Tells one client to come back later and closes it with 1012. */
+  sendReconnect(conn: RawConnection, delayMs: number, reason: string): void {
+    this.#text(conn, reconnectText(delayMs, reason));
+    conn.flush();
+    conn.ws.close(CLOSE_RESTART, reason);
+  }
+
+  close(): void {
+    clearInterval(this.#heartbeat);
+    for (const conn of this.connections) conn.ws.terminate();
+  }
+}
+
+function rejectUpgrade(socket: Socket, status: number, code: ErrorCode, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  const reason = status === 401 ? "Unauthorized" : status === 404 ? "Not Found" : "Service Unavailable";
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
+}
