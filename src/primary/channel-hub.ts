@@ -21,6 +21,8 @@ export type SubscribeResult = { offset: number; history: HistoryEntry[] | null; 
 export class ChannelHub {
   readonly #channels = new Map<string, ChannelState>();
   readonly #opts: Required<HubOptions>;
+  /** Told when a channel gains its first interested worker (true) or loses its last (false); the Redis relay hooks here. */
+  interestListener: ((channel: string, interested: boolean) => void) | null = null;
 
   constructor(opts: HubOptions) {
     this.#opts = { now: Date.now, ...opts };
@@ -38,7 +40,20 @@ export class ChannelHub {
   /** Assigns the next offset, records history and returns the workers to deliver to. */
   publish(channel: string, dataJson: string): { offset: number; workers: ReadonlySet<number> } {
     const s = this.#state(channel);
-    s.offset += 1;
+    const offset = s.offset + 1;
+    return { offset, workers: this.#record(s, offset, dataJson) };
+  }
+
+  /** Records a message sequenced elsewhere (Redis) at `offset`, above the last one; returns the workers to deliver to. */
+  append(channel: string, offset: number, dataJson: string): ReadonlySet<number> {
+    const s = this.#state(channel);
+    // History must stay contiguous for resume: a hole means messages that never reached this host.
+    if (offset !== s.offset + 1) this.#clearHistory(s);
+    return this.#record(s, offset, dataJson);
+  }
+
+  #record(s: ChannelState, offset: number, dataJson: string): ReadonlySet<number> {
+    s.offset = offset;
     s.lastPublishAt = this.#opts.now();
     const size = this.#opts.historySize;
     if (size > 0) {
@@ -48,13 +63,34 @@ export class ChannelHub {
         s.historyStart = (s.historyStart + 1) % size;
       }
     }
-    return { offset: s.offset, workers: s.workers };
+    return s.workers;
+  }
+
+  /** Moves a channel's offset forward to `offset` without the messages in between (they never reached this host). */
+  advance(channel: string, offset: number): void {
+    const s = this.#state(channel);
+    if (offset <= s.offset) return;
+    this.#clearHistory(s);
+    s.offset = offset;
+  }
+
+  /** The channel's last offset on this host (0 when unknown). */
+  lastOffset(channel: string): number {
+    return this.#channels.get(channel)?.offset ?? 0;
+  }
+
+  #clearHistory(s: ChannelState): void {
+    s.history = [];
+    s.historyStart = 0;
   }
 
   /** Adds a worker's interest; with `since`, returns what was published after that offset or reports a gap. */
   subscribe(workerId: number, channel: string, since: number | null): SubscribeResult {
     const s = this.#state(channel);
-    s.workers.add(workerId);
+    if (!s.workers.has(workerId)) {
+      s.workers.add(workerId);
+      if (s.workers.size === 1) this.interestListener?.(channel, true);
+    }
     if (since === null) return { offset: s.offset, history: null, gap: false };
     if (since >= s.offset) return { offset: s.offset, history: [], gap: since > s.offset };
     const ordered = s.history.slice(s.historyStart).concat(s.history.slice(0, s.historyStart));
@@ -64,12 +100,15 @@ export class ChannelHub {
   }
 
   unsubscribe(workerId: number, channel: string): void {
-    this.#channels.get(channel)?.workers.delete(workerId);
+    const s = this.#channels.get(channel);
+    if (s?.workers.delete(workerId) && s.workers.size === 0) this.interestListener?.(channel, false);
   }
 
   /** Forgets a worker that exited. */
   removeWorker(workerId: number): void {
-    for (const s of this.#channels.values()) s.workers.delete(workerId);
+    for (const [channel, s] of this.#channels) {
+      if (s.workers.delete(workerId) && s.workers.size === 0) this.interestListener?.(channel, false);
+    }
   }
 
   /** Drops channels nobody subscribes to and nobody published to within the history TTL; returns how many. */

@@ -1,5 +1,6 @@
 import { type DownEvent, IPC_TAG, type UpOp } from "../ipc.js";
 import type { ChannelHub } from "./channel-hub.js";
+import type { Relay } from "./relay.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 
 /**
@@ -11,11 +12,17 @@ export class WorkerBridge {
   readonly #supervisor: Supervisor;
   readonly #outbox = new Map<number, DownEvent[]>();
   #flushScheduled = false;
+  #relay: Relay | null = null;
   published = 0;
 
   constructor(hub: ChannelHub, supervisor: Supervisor) {
     this.#hub = hub;
     this.#supervisor = supervisor;
+  }
+
+  /** Hands sequencing to a cross-host relay (with --redis). */
+  useRelay(relay: Relay): void {
+    this.#relay = relay;
   }
 
   apply(info: WorkerInfo, ops: UpOp[]): void {
@@ -25,7 +32,17 @@ export class WorkerBridge {
         case "sub": {
           const [, rid, channel, since] = op;
           const r = this.#hub.subscribe(id, channel, since);
-          this.#push(id, ["subok", rid, r.offset, r.history, r.gap]);
+          if (!this.#relay) {
+            this.#push(id, ["subok", rid, r.offset, r.history, r.gap]);
+            break;
+          }
+          // The reply waits until other hosts' messages arrive here too; it is computed then, so its offset and
+          // history are those of the join point. The worker sends no unsub for a channel while a sub is pending.
+          this.#relay.whenSubscribed(channel, () => {
+            if (!this.#supervisor.info(id)) return;
+            const late = this.#hub.subscribe(id, channel, since);
+            this.#push(id, ["subok", rid, late.offset, late.history, late.gap]);
+          });
           break;
         }
         case "unsub":
@@ -33,6 +50,11 @@ export class WorkerBridge {
           break;
         case "pub": {
           const [, rid, messages] = op;
+          if (this.#relay) {
+            this.published += messages.length;
+            this.#relay.publish(messages, (offsets) => this.#push(id, ["pubok", rid, offsets]));
+            break;
+          }
           const offsets = messages.map(([channel, dataJson]) => this.publish(channel, dataJson));
           this.#push(id, ["pubok", rid, offsets]);
           break;
@@ -50,6 +72,12 @@ export class WorkerBridge {
     this.published += 1;
     for (const workerId of workers) this.#push(workerId, ["msg", channel, offset, dataJson]);
     return offset;
+  }
+
+  /** Delivers a message the relay sequenced (here or on another host) to every interested worker. */
+  deliver(channel: string, offset: number, dataJson: string): void {
+    for (const workerId of this.#hub.append(channel, offset, dataJson))
+      this.#push(workerId, ["msg", channel, offset, dataJson]);
   }
 
   #push(workerId: number, event: DownEvent): void {

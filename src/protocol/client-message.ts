@@ -78,6 +78,16 @@ export function parseClientMessage(text: string, maxChannelLength: number): Clie
   }
 }
 
+/** The `id` of a frame that is rejected before parsing (too large), so the error can still be matched. */
+export function requestIdOf(text: string): RequestId | undefined {
+  try {
+    const frame: unknown = JSON.parse(text);
+    return typeof frame === "object" && frame !== null ? idOf((frame as { id?: unknown }).id) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function isParseFailure(m: ClientMessage | ParseFailure): m is ParseFailure {
   return "error" in m;
 }

@@ -3,11 +3,15 @@ import type { Logger } from "../log.js";
 import type { SioGateway } from "./sio-gateway.js";
 import type { WsGateway } from "./ws-gateway.js";
 
+/** About 500 closes per second per worker: a few clients go at once, 10,000 use the whole window. */
+const PACE_MS_PER_CLIENT = 2;
+const FORCE_AFTER_MS = 2000;
+
 export type DrainPlan = { windowMs: number; deadlineMs: number; reason: string };
 
 /**
- * Closes every client of this worker, paced at random moments over the drain window so that they do not
- * all reconnect at once: raw clients get a `reconnect` frame with a jittered delay and close 1012; Socket.IO
+ * Closes every client of this worker, paced at random moments over (at most) the drain window so that they do
+ * not all reconnect at once: raw clients get a `reconnect` frame with a jittered delay and close 1012; Socket.IO
  * clients get a transport close, on which socket.io-client reconnects by itself. Resolves when nobody is left
  * or at the deadline, whichever comes first.
  */
@@ -21,22 +25,26 @@ export function drainWorker(
 ): Promise<void> {
   const started = Date.now();
   const timers: NodeJS.Timeout[] = [];
-  const maxDelayMs = Math.min(5000, Math.max(100, Math.round(plan.windowMs / 4)));
+  const clients = ws.connections.size + sio.connectionCount;
+  const windowMs = Math.min(plan.windowMs, Math.max(200, clients * PACE_MS_PER_CLIENT));
+  const maxDelayMs = Math.min(5000, Math.max(100, Math.round(windowMs / 4)));
   for (const conn of ws.connections) {
-    timers.push(
-      setTimeout(
-        () => ws.sendReconnect(conn, Math.round(random() * maxDelayMs), plan.reason),
-        random() * plan.windowMs,
-      ),
-    );
+    const delayMs = Math.round(random() * maxDelayMs);
+    timers.push(setTimeout(() => ws.sendReconnect(conn, delayMs, plan.reason), random() * windowMs));
   }
   for (const socket of sio.io.of("/").sockets.values()) {
-    timers.push(setTimeout(() => socket.conn.close(), random() * plan.windowMs));
+    timers.push(setTimeout(() => socket.conn.close(), random() * windowMs));
   }
-  log.info(
-    { raw: ws.connections.size, socketio: sio.connectionCount, windowMs: plan.windowMs, reason: plan.reason },
-    "draining",
+  // A client that vanished never completes a close handshake (a long-polling one is waited for 30 s):
+  // whoever is left once the window and a grace period have passed is cut off.
+  timers.push(
+    setTimeout(() => {
+      for (const conn of ws.connections) conn.ws.terminate();
+      // A long-polling transport already "closing" ignores another close; disconnecting the socket frees it.
+      for (const socket of sio.io.of("/").sockets.values()) socket.disconnect(true);
+    }, windowMs + FORCE_AFTER_MS),
   );
+  log.info({ raw: ws.connections.size, socketio: sio.connectionCount, windowMs, reason: plan.reason }, "draining");
   http.closeIdleConnections();
   return new Promise((resolve) => {
     const finish = () => {

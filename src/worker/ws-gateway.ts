@@ -9,6 +9,7 @@ import {
   isParseFailure,
   parseClientMessage,
   type RequestId,
+  requestIdOf,
 } from "../protocol/client-message.js";
 import {
   ackText,
@@ -110,7 +111,8 @@ export class WsGateway {
         ? Buffer.concat(data)
         : Buffer.from(data);
     if (bytes.length > this.#d.config.maxPayloadBytes) {
-      return this.#error(conn, "too_large", `frame exceeds ${this.#d.config.maxPayloadBytes} bytes`);
+      const id = isBinary ? undefined : requestIdOf(bytes.toString("utf8"));
+      return this.#error(conn, "too_large", `frame exceeds ${this.#d.config.maxPayloadBytes} bytes`, id);
     }
     if (isBinary) return this.#error(conn, "bad_request", "binary frames are not supported; send JSON text");
     const msg = parseClientMessage(bytes.toString("utf8"), this.#d.config.maxChannelLength);

@@ -1,0 +1,146 @@
+/**
+ * The connections of one load-client process: opens them with bounded concurrency, subscribes them, counts
+ * acks, errors and drops, and feeds deliveries into DeliveryStats.
+ */
+import { ClientConn, type ConnHooks, STATE_NAMES } from "./client-conn.js";
+import { DeliveryStats } from "./delivery-stats.js";
+import type {
+  ConnectCommand,
+  ConnectResult,
+  StatusResult,
+  SubscribeCommand,
+  SubscribeResult,
+} from "./ipc-messages.js";
+
+/** A connection not open this long after connect() is given up (and counted as failed). */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const POLL_MS = 20;
+const SWEEP_EVERY_MS = 500;
+
+export class ConnPool implements ConnHooks {
+  readonly stats = new DeliveryStats();
+  readonly #conns: ClientConn[] = [];
+  #firstIndex = 0;
+  #open = 0;
+  #failed = 0;
+  #dropped = 0;
+  #acks = 0;
+  #errors = 0;
+  #closing = false;
+  #lastOpenAt = 0;
+  /** Called on every open/failure while connecting (for progress). */
+  onProgress: ((done: number, failed: number, final?: boolean) => void) | undefined;
+
+  onOpen(): void {
+    this.#open++;
+    this.#lastOpenAt = performance.now();
+    this.onProgress?.(this.#open, this.#failed);
+  }
+
+  onAck(): void {
+    this.#acks++;
+  }
+
+  onServerError(): void {
+    this.#errors++;
+  }
+
+  onPayload(buf: Buffer, start: number, end: number, nowMs: number): boolean {
+    return this.stats.onPayload(buf, start, end, nowMs);
+  }
+
+  onClose(_conn: ClientConn, hadOpened: boolean): void {
+    if (this.#closing) return;
+    if (hadOpened) {
+      this.#open--;
+      this.#dropped++;
+    } else {
+      this.#failed++;
+      this.onProgress?.(this.#open, this.#failed);
+    }
+  }
+
+  /** Opens `count` connections, at most `concurrency` handshakes at a time; each gets HANDSHAKE_TIMEOUT_MS. */
+  async connect(c: ConnectCommand): Promise<ConnectResult> {
+    this.#firstIndex = c.firstIndex;
+    const start = performance.now();
+    const stuckAt = [0, 0, 0];
+    let started = 0;
+    let lastSweep = start;
+    // Bounded: every connection settles (opens, fails or times out) within HANDSHAKE_TIMEOUT_MS of its start.
+    for (;;) {
+      const settled = this.#open + this.#failed + this.#dropped;
+      while (started < c.count && started - settled < c.concurrency) {
+        const localAddress = c.localAddresses[started % c.localAddresses.length] ?? "127.0.0.1";
+        this.#conns.push(new ClientConn({ port: c.port, protocol: c.protocol, localAddress }, this));
+        started++;
+      }
+      if (settled >= c.count) break;
+      const now = performance.now();
+      if (now - lastSweep > SWEEP_EVERY_MS) {
+        lastSweep = now;
+        for (const conn of this.#conns) {
+          if (!conn.opened && !conn.socket.destroyed && now - conn.startedAt > HANDSHAKE_TIMEOUT_MS) {
+            stuckAt[conn.state] = (stuckAt[conn.state] ?? 0) + 1;
+            conn.destroy();
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, started < c.count ? 1 : POLL_MS));
+    }
+    this.onProgress?.(this.#open, this.#failed, true);
+    const timedOut = stuckAt
+      .map((n, state) => (n > 0 ? `${n} stuck at ${STATE_NAMES[state]}` : ""))
+      .filter(Boolean)
+      .join(", ");
+    return {
+      opened: this.#open,
+      failed: c.count - this.#open,
+      elapsedMs: (this.#lastOpenAt || performance.now()) - start,
+      ...(timedOut ? { timedOut } : {}),
+    };
+  }
+
+  /** Subscribes every open connection and waits for as many acks/errors, or the timeout. */
+  async subscribe(c: SubscribeCommand): Promise<SubscribeResult> {
+    const acks0 = this.#acks;
+    const errors0 = this.#errors;
+    const start = performance.now();
+    let sent = 0;
+    for (let i = 0; i < this.#conns.length; i++) {
+      const conn = this.#conns[i] as ClientConn;
+      if (!conn.opened || conn.socket.destroyed) continue;
+      conn.subscribe(`${c.prefix}${(this.#firstIndex + i) % c.channels}`);
+      sent++;
+      // Yield now and then so the event loop keeps reading while thousands of writes go out.
+      if (sent % 1000 === 0) await new Promise((r) => setImmediate(r));
+    }
+    const deadline = start + c.timeoutMs;
+    while (this.#acks - acks0 + this.#errors - errors0 < sent && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    return {
+      acked: this.#acks - acks0,
+      errors: this.#errors - errors0,
+      elapsedMs: performance.now() - start,
+    };
+  }
+
+  status(): StatusResult {
+    const cpu = process.cpuUsage();
+    return {
+      open: this.#open,
+      droppedByServer: this.#dropped,
+      late: this.stats.late,
+      unparsed: this.stats.unparsed,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      rssBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  close(): void {
+    this.#closing = true;
+    for (const conn of this.#conns) conn.destroy();
+    this.#conns.length = 0;
+  }
+}

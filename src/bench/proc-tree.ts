@@ -1,0 +1,81 @@
+/**
+ * Resident memory and CPU time of a process and all of its descendants, read from /proc (Linux only).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+const PAGE_BYTES = 4096;
+const CLOCK_TICKS_PER_S = 100;
+
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  cpuTicks: number;
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // comm (field 2) may contain spaces and parentheses: parse after the last ')'.
+    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    const ppid = Number(rest[1]);
+    const utime = Number(rest[11]);
+    const stime = Number(rest[12]);
+    return { pid, ppid, cpuTicks: utime + stime };
+  } catch {
+    return undefined;
+  }
+}
+
+function readRssBytes(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/statm`, "latin1").split(" ");
+    return Number(fields[1]) * PAGE_BYTES;
+  } catch {
+    return 0;
+  }
+}
+
+/** Pids of `rootPid` and every live descendant. */
+export function treePids(rootPid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const st = readStat(pid);
+    if (!st) continue;
+    const list = children.get(st.ppid);
+    if (list) list.push(pid);
+    else children.set(st.ppid, [pid]);
+  }
+  const out: number[] = [];
+  const queue = [rootPid];
+  while (queue.length > 0 && out.length < 10_000) {
+    const pid = queue.shift() as number;
+    out.push(pid);
+    for (const c of children.get(pid) ?? []) queue.push(c);
+  }
+  return out.filter((pid) => readStat(pid) !== undefined);
+}
+
+/** Sum of RSS (bytes) over the tree rooted at `rootPid`. */
+export function treeRssBytes(rootPid: number): number {
+  let sum = 0;
+  for (const pid of treePids(rootPid)) sum += readRssBytes(pid);
+  return sum;
+}
+
+/** Sum of user+system CPU time (ms) over the tree rooted at `rootPid` (live processes only). */
+export function treeCpuMs(rootPid: number): number {
+  let ticks = 0;
+  for (const pid of treePids(rootPid)) ticks += readStat(pid)?.cpuTicks ?? 0;
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Publishes timestamped messages at a fixed rate for a fixed time over a few keep-alive connections to
+ * POST /api/publish. Messages due in the same 10 ms tick (or queued while every connection was busy) go out
+ * as one batch request. Each message's data is `{"t":<epoch ms>,"s":<step>,"h":<half>}`.
+ */
+import { epochMs } from "./histogram.js";
+import { HttpConn } from "./load/http-conn.js";
+
+const TICK_MS = 10;
+const MAX_BATCH = 400;
+const DRAIN_TIMEOUT_MS = 15_000;
+
+export interface RatePlan {
+  step: number;
+  /** Messages per second. */
+  rate: number;
+  durationMs: number;
+  /** Channel of the n-th message of the step. */
+  channelOf: (n: number) => string;
+}
+
+export interface RateOutcome {
+  /** Messages the server accepted (HTTP 200). */
+  published: number;
+  /** Messages refused or lost in a failed request. */
+  failed: number;
+  /** Messages never sent because the server could not take them as fast as scheduled (queue over 2 s). */
+  dropped: number;
+  /** Time from the first scheduled message until the last response, in ms. */
+  elapsedMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class RatePublisher {
+  readonly #conns: HttpConn[];
+
+  constructor(port: number, connections: number) {
+    this.#conns = Array.from({ length: connections }, () => new HttpConn(port, "127.0.0.1"));
+  }
+
+  async run(plan: RatePlan): Promise<RateOutcome> {
+    const out: RateOutcome = { published: 0, failed: 0, dropped: 0, elapsedMs: 0 };
+    const queue: string[] = [];
+    const maxQueue = Math.max(MAX_BATCH, plan.rate * 2);
+    const half = plan.durationMs / 2;
+    const start = performance.now();
+    const total = Math.max(1, Math.round((plan.rate * plan.durationMs) / 1000));
+    let scheduled = 0;
+    let inFlight = 0;
+
+    const dispatch = () => {
+      for (const conn of this.#conns) {
+        if (queue.length === 0) return;
+        if (conn.busy) continue;
+        const batch = queue.splice(0, MAX_BATCH);
+        const body = batch.length === 1 ? (batch[0] as string) : `{"messages":[${batch.join(",")}]}`;
+        inFlight++;
+        conn
+          .post("/api/publish", body)
+          .then(
+            (res) => {
+              if (res.status === 200) out.published += batch.length;
+              else out.failed += batch.length;
+            },
+            () => {
+              out.failed += batch.length;
+            },
+          )
+          .finally(() => {
+            inFlight--;
+            dispatch();
+          });
+      }
+    };
+
+    while (scheduled < total) {
+      const elapsed = performance.now() - start;
+      const due = Math.min(total, Math.floor((plan.rate * elapsed) / 1000) + 1);
+      const t = epochMs();
+      const h = elapsed < half ? 0 : 1;
+      for (; scheduled < due; scheduled++) {
+        if (queue.length >= maxQueue) {
+          out.dropped++;
+          continue;
+        }
+        const ch = JSON.stringify(plan.channelOf(scheduled));
+        queue.push(`{"channel":${ch},"data":{"t":${t},"s":${plan.step},"h":${h}}}`);
+      }
+      dispatch();
+      if (scheduled < total)
+        await sleep(Math.min(TICK_MS, Math.max(1, (scheduled * 1000) / plan.rate - elapsed)));
+    }
+    const drainUntil = performance.now() + DRAIN_TIMEOUT_MS;
+    while ((queue.length > 0 || inFlight > 0) && performance.now() < drainUntil) {
+      dispatch();
+      await sleep(2);
+    }
+    out.dropped += queue.length;
+    out.elapsedMs = performance.now() - start;
+    return out;
+  }
+
+  close(): void {
+    for (const c of this.#conns) c.close();
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The results as Markdown tables (figures per server with ratios, and the targets): printed on the terminal,
+ * written to results.md, and ready to paste into the README's Performance section.
+ */
+import { fmt } from "../format.js";
+import type { BenchResults, TargetResult } from "../results.js";
+import { buildRows, type Cell, PROTOCOL_LABEL } from "./figure-rows.js";
+
+function formatCell(c: Cell): string {
+  if (c.value === undefined) return "—";
+  return `${c.atLeast ? "≥ " : ""}${fmt(c.value)}${c.cross ? " †" : ""}`;
+}
+
+function formatRatio(r: number | undefined): string {
+  return r === undefined || !Number.isFinite(r) ? "—" : `${r.toFixed(2)}×`;
+}
+
+/** A Markdown table; columns from `numericFrom` on are right-aligned. */
+function markdown(header: string[], rows: string[][], numericFrom = 1): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i < numericFrom ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(" | ")} |`;
+  const sep = `|${widths.map((w, i) => `${"-".repeat(w + 1)}${i < numericFrom ? "-" : ":"}`).join("|")}|`;
+  return [line(header), sep, ...rows.map(line)].join("\n");
+}
+
+export function figuresTable(results: BenchResults): string {
+  const rows = buildRows(results.runs).map((r) => [
+    `${r.label}${r.protocol === "http" ? "" : `, ${PROTOCOL_LABEL[r.protocol]}`}`,
+    formatCell(r.cells.switchboard),
+    formatCell(r.cells.baseline),
+    formatCell(r.cells.ws),
+    formatRatio(r.vsBaseline),
+    formatRatio(r.vsWs),
+  ]);
+  return markdown(["figure", "Switchboard", "Socket.IO recipe", "ws server", "SB ÷ recipe", "SB ÷ ws"], rows);
+}
+
+function mark(t: TargetResult): string {
+  return t.met === null ? "not measured" : t.met ? "met" : "NOT MET";
+}
+
+export function targetsTable(targets: TargetResult[]): string {
+  return markdown(
+    ["target (issue 4)", "goal", "measured", "status"],
+    targets.map((t) => [t.figure, t.target, t.measured, mark(t)]),
+    4,
+  );
+}
+
+/** Client CPU per run, to show the load client was not the bottleneck. */
+export function cpuTable(results: BenchResults): string {
+  const rows = results.runs
+    .filter((r) => r.clientCpuPct !== undefined)
+    .map((r) => [
+      `${r.scenario} ${r.server}/${r.protocol}`,
+      `${fmt(r.clientCpuPct)} %`,
+      `${fmt(r.serverCpuPct)} %`,
+    ]);
+  return markdown(["run", "load-client CPU (% of one core)", "server tree CPU (% of one core)"], rows);
+}
+
+export function fullReport(results: BenchResults): string {
+  const m = results.meta;
+  const failed = results.runs.filter((r) => !r.ok);
+  return [
+    `Machine: ${m.cpuModel}, ${m.cpus} cores, ${m.memTotalMiB.toLocaleString("en-US")} MiB RAM, Linux ${m.kernel}, Node ${m.node}` +
+      (m.smoke ? " — SMOKE sizes, figures not meaningful" : ""),
+    "",
+    figuresTable(results),
+    "",
+    "† the recipe speaks Socket.IO only: raw-WS rows compare Switchboard's raw WebSocket with the recipe's Socket.IO figure.",
+    "≥ every publish rate tried was sustained; the limit lies higher.",
+    "",
+    targetsTable(results.targets),
+    "",
+    cpuTable(results),
+    ...(failed.length > 0
+      ? [
+          "",
+          "Failed runs:",
+          ...failed.map(
+            (r) => `- ${r.scenario} ${r.server}/${r.protocol}: ${(r.error ?? "").split("\n")[0]}`,
+          ),
+        ]
+      : []),
+  ].join("\n");
+}

@@ -1,0 +1,151 @@
+/**
+ * Scenarios C and D: subscribers on one or many channels, publish rates stepping up. Each step publishes at a
+ * fixed rate for `--duration` seconds, then waits for the deliveries to arrive (or stall), and collects
+ * latency and counts from the clients. Stepping stops after `--stop-after-fail` unsustained steps.
+ */
+
+import { fmt } from "../format.js";
+import { epochMs } from "../histogram.js";
+import type { Protocol } from "../load/client-conn.js";
+import { LoadFleet } from "../load/load-fleet.js";
+import { RatePublisher } from "../rate-publisher.js";
+import type { StepResult } from "../results.js";
+import type { ScenarioOutcome } from "./outcome.js";
+import {
+  assertAlive,
+  CpuMeter,
+  connectWithProgress,
+  type RunContext,
+  type Session,
+  sleep,
+  withSession,
+} from "./session.js";
+import { toStepResult } from "./step-result.js";
+
+const PUBLISH_CONNECTIONS = 4;
+const STALL_MS = 1500;
+const SUBSCRIBE_TIMEOUT_MS = 60_000;
+
+export interface FanoutShape {
+  channels: number;
+  prefix: string;
+  rates: number[];
+  /** Rate whose latency is reported as the scenario's reference figures. */
+  refRate: number;
+}
+
+/** Polls the clients until `expected` deliveries of `step` arrived, progress stalls, or `graceMs` passes. */
+async function awaitDeliveries(s: Session, step: number, expected: number, graceMs: number): Promise<void> {
+  const until = performance.now() + graceMs;
+  let last = -1;
+  let lastChange = performance.now();
+  while (performance.now() < until) {
+    const got = await s.fleet.received(step);
+    if (got >= expected) return;
+    if (got !== last) {
+      last = got;
+      lastChange = performance.now();
+    } else if (performance.now() - lastChange > STALL_MS) {
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+function describe(r: StepResult): string {
+  return (
+    `${fmt(r.rate)} msgs/s: ${r.deliveredPct.toFixed(2)}% of ${fmt(r.expected)} delivered, ` +
+    `p50 ${fmt(r.p50Ms)} / p99 ${fmt(r.p99Ms)} / max ${fmt(r.maxMs)} ms, ${fmt(r.deliveriesPerSec)} deliveries/s, ` +
+    `client CPU ${fmt(r.clientCpuPct)}%, server CPU ${fmt(r.serverCpuPct)}%` +
+    (r.unpublished > 0 ? `, ${fmt(r.unpublished)} not published` : "") +
+    (r.backlogGrowth ? ", backlog growing" : "") +
+    (r.sustained ? "" : "  ✗ not sustained")
+  );
+}
+
+export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShape): Promise<ScenarioOutcome> {
+  const { config } = ctx;
+  const total = config.connections;
+  const clients = LoadFleet.processesFor(total, config.clientProcesses);
+  const durationMs = config.durationS * 1000;
+  const graceMs = Math.min(20_000, Math.max(2000, 2 * durationMs));
+  return withSession(ctx, { workers: config.workers, clients }, async (s) => {
+    const conn = await connectWithProgress(ctx, s, protocol, total);
+    const sub = await s.fleet.subscribe(shape.channels, shape.prefix, SUBSCRIBE_TIMEOUT_MS);
+    ctx.progress.log(
+      `${ctx.tag}: ${fmt(conn.opened)} connected, ${fmt(sub.acked)} subscribed to ${fmt(shape.channels)} channel(s)` +
+        (sub.errors > 0 ? `, ${sub.errors} subscribe errors` : ""),
+    );
+    if (sub.acked === 0) throw new Error("no subscription was acknowledged");
+    const fanout = sub.acked / shape.channels;
+    const publisher = new RatePublisher(s.server.port, PUBLISH_CONNECTIONS);
+    const channelOf = (n: number) => `${shape.prefix}${n % shape.channels}`;
+    const steps: StepResult[] = [];
+    let fails = 0;
+    try {
+      // Warm-up (step 0, not reported): lets both sides JIT-compile their delivery path before the first step.
+      if (!config.smoke) {
+        const warm = await publisher.run({ step: 0, rate: 10, durationMs: 200, channelOf });
+        await awaitDeliveries(s, 0, warm.published * fanout, graceMs);
+        await s.fleet.take(0);
+      }
+      for (const [i, rate] of shape.rates.entries()) {
+        assertAlive(s);
+        const step = i + 1;
+        const cpu = new CpuMeter(s);
+        await cpu.start();
+        const startedAt = epochMs();
+        ctx.progress.status(`${ctx.tag}: publishing ${fmt(rate)} msgs/s for ${config.durationS} s`);
+        const scheduled = Math.max(1, Math.round((rate * durationMs) / 1000));
+        const publish = await publisher.run({ step, rate, durationMs, channelOf });
+        await awaitDeliveries(s, step, publish.published * fanout, graceMs);
+        const reports = await s.fleet.take(step);
+        const usage = await cpu.read();
+        const result = toStepResult({
+          rate,
+          startedAt,
+          fanout,
+          scheduled,
+          publish,
+          reports,
+          durationMs,
+          ...usage,
+        });
+        steps.push(result);
+        ctx.progress.log(`${ctx.tag}: ${describe(result)}`);
+        fails = result.sustained ? 0 : fails + 1;
+        if (fails >= config.stopAfterFail) break;
+      }
+    } finally {
+      publisher.close();
+    }
+    const dropped = (await s.fleet.status()).droppedByServer;
+    const summary = summarize(steps, shape.refRate, fanout);
+    return { ...summary, figures: { ...summary.figures, subscribed: sub.acked, droppedByServer: dropped } };
+  });
+}
+
+function summarize(steps: StepResult[], refRate: number, fanout: number): ScenarioOutcome {
+  const sustained = steps.filter((r) => r.sustained);
+  const best = sustained.reduce<StepResult | undefined>((a, r) => (!a || r.rate > a.rate ? r : a), undefined);
+  const ref = steps.filter((r) => r.rate <= refRate).at(-1) ?? steps[0];
+  return {
+    steps,
+    clientCpuPct: Math.max(0, ...steps.map((r) => r.clientCpuPct)),
+    serverCpuPct: Math.max(0, ...steps.map((r) => r.serverCpuPct)),
+    figures: {
+      sustainedRate: best?.rate ?? 0,
+      // 1 when even the last step was sustained: the true limit is higher than the rates tried.
+      sustainedIsLowerBound: steps.at(-1)?.sustained ? 1 : 0,
+      sustainedDeliveriesPerSec: best ? best.rate * fanout : 0,
+      maxDeliveriesPerSec: Math.max(0, ...steps.map((r) => r.deliveriesPerSec)),
+      refRate: ref?.rate ?? refRate,
+      refP50Ms: ref?.p50Ms ?? Number.NaN,
+      refP99Ms: ref?.p99Ms ?? Number.NaN,
+      refMaxMs: ref?.maxMs ?? Number.NaN,
+      refDeliveredPct: ref?.deliveredPct ?? Number.NaN,
+      minDeliveredPct: Math.min(...steps.map((r) => r.deliveredPct)),
+      fanout,
+    },
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * Scenario A: resident memory of the server's whole process tree per idle connection. RSS is read before and
+ * after opening the connections (each time after a settle pause), and the difference divided by the count.
+ */
+
+import { fmt } from "../format.js";
+import type { Protocol } from "../load/client-conn.js";
+import { LoadFleet } from "../load/load-fleet.js";
+import { treeRssBytes } from "../proc-tree.js";
+import type { ScenarioOutcome } from "./outcome.js";
+import { assertAlive, connectWithProgress, type RunContext, sleep, withSession } from "./session.js";
+
+export function runMemory(ctx: RunContext, protocol: Protocol): Promise<ScenarioOutcome> {
+  const { config } = ctx;
+  const total = config.connections;
+  const clients = LoadFleet.processesFor(total, config.clientProcesses);
+  return withSession(ctx, { workers: config.workers, clients }, async (s) => {
+    await sleep(config.settleMs);
+    const before = treeRssBytes(s.server.pid);
+    const conn = await connectWithProgress(ctx, s, protocol, total);
+    await sleep(config.settleMs);
+    assertAlive(s);
+    const after = treeRssBytes(s.server.pid);
+    const perConnKiB = conn.opened > 0 ? (after - before) / 1024 / conn.opened : Number.NaN;
+    ctx.progress.log(
+      `${ctx.tag}: ${fmt(conn.opened)} idle connections, RSS ${fmt(before / 2 ** 20)} → ${fmt(after / 2 ** 20)} MiB = ` +
+        `${fmt(perConnKiB)} KiB/connection`,
+    );
+    return {
+      figures: {
+        rssPerConnKiB: perConnKiB,
+        rssBeforeMiB: before / 2 ** 20,
+        rssAfterMiB: after / 2 ** 20,
+        opened: conn.opened,
+        failed: conn.failed,
+      },
+    };
+  });
+}

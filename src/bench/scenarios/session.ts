@@ -1,0 +1,106 @@
+/**
+ * What every scenario run shares: a fresh server, a fleet of load clients, connecting with live progress,
+ * CPU metering, and cleanup (clients first, then the server, both by pid) whatever happens.
+ */
+import type { BenchConfig } from "../bench-config.js";
+import { fmt } from "../format.js";
+import type { Protocol } from "../load/client-conn.js";
+import type { ConnectResult } from "../load/ipc-messages.js";
+import { LoadFleet } from "../load/load-fleet.js";
+import { treeCpuMs } from "../proc-tree.js";
+import type { Progress } from "../progress.js";
+import { ServerProcess } from "../server-process.js";
+import type { ServerSpec } from "../server-specs.js";
+
+const READY_TIMEOUT_MS = 60_000;
+
+export interface RunContext {
+  config: BenchConfig;
+  progress: Progress;
+  spec: ServerSpec;
+  /** Label for progress lines, e.g. "C switchboard/ws". */
+  tag: string;
+}
+
+export interface Session {
+  server: ServerProcess;
+  fleet: LoadFleet;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Starts a fresh server and `clients` load processes, runs `fn`, and always tears both down. */
+export async function withSession<T>(
+  ctx: RunContext,
+  opts: { workers: number; clients: number },
+  fn: (s: Session) => Promise<T>,
+): Promise<T> {
+  // The load clients boot while the server does.
+  const fleet = LoadFleet.start(opts.clients);
+  let server: ServerProcess | undefined;
+  try {
+    server = await ServerProcess.start(ctx.spec.command(opts.workers), READY_TIMEOUT_MS);
+    return await fn({ server, fleet });
+  } finally {
+    await fleet.close();
+    const code = await server?.stop(5000);
+    if (code !== 0 && code !== null && code !== undefined) ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
+  }
+}
+
+/** Opens `total` connections with a live progress line; fails when the server dies meanwhile. */
+export async function connectWithProgress(
+  ctx: RunContext,
+  s: Session,
+  protocol: Protocol,
+  total: number,
+): Promise<ConnectResult> {
+  const started = performance.now();
+  const done = s.fleet.connect({ port: s.server.port, protocol, total, concurrency: ctx.config.concurrency });
+  let finished = false;
+  void done.finally(() => {
+    finished = true;
+  });
+  while (!finished) {
+    await Promise.race([done.catch(() => undefined), sleep(250)]);
+    if (finished) break;
+    const p = s.fleet.progress();
+    const secs = (performance.now() - started) / 1000;
+    ctx.progress.status(
+      `${ctx.tag}: ${fmt(p.done)}/${fmt(total)} connected, ${p.failed} failed, ${secs.toFixed(1)} s`,
+    );
+  }
+  const result = await done;
+  if (result.timedOut) ctx.progress.log(`${ctx.tag}: handshakes given up after 10 s: ${result.timedOut}`);
+  return result;
+}
+
+/** CPU used by the load clients and by the server tree between start() and read(), in % of one core. */
+export class CpuMeter {
+  readonly #s: Session;
+  #t0 = 0;
+  #client0 = 0;
+  #server0 = 0;
+
+  constructor(s: Session) {
+    this.#s = s;
+  }
+
+  async start(): Promise<void> {
+    this.#client0 = (await this.#s.fleet.status()).cpuMs;
+    this.#server0 = treeCpuMs(this.#s.server.pid);
+    this.#t0 = performance.now();
+  }
+
+  async read(): Promise<{ clientCpuPct: number; serverCpuPct: number }> {
+    const wall = Math.max(1, performance.now() - this.#t0);
+    const client = (await this.#s.fleet.status()).cpuMs - this.#client0;
+    const server = treeCpuMs(this.#s.server.pid) - this.#server0;
+    return { clientCpuPct: (100 * client) / wall, serverCpuPct: (100 * server) / wall };
+  }
+}
+
+/** Throws when the server under test is no longer running. */
+export function assertAlive(s: Session): void {
+  if (!s.server.running) throw new Error(`server died:\n${s.server.tail()}`);
+}

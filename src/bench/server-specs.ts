@@ -1,0 +1,96 @@
+/**
+ * The three servers under test: how to start each (compiled dist/ or TypeScript via tsx) and what it speaks.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ServerName, SourceMode } from "./bench-config.js";
+import type { Protocol } from "./load/client-conn.js";
+import type { ServerCommand } from "./server-process.js";
+
+export interface ServerSpec {
+  name: ServerName;
+  label: string;
+  protocols: Protocol[];
+  /** Whether the server has workers (a --workers flag). */
+  clustered: boolean;
+  command(workers: number): ServerCommand;
+  /** "dist" or "ts": where the code runs from. */
+  source: "dist" | "ts";
+}
+
+/** The repository root: the nearest ancestor of this module holding package.json. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+function newestMtimeMs(dir: string, depth = 0): number {
+  let newest = 0;
+  if (depth > 6 || !existsSync(dir)) return newest;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtimeMs(p, depth + 1));
+    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** "dist" when the compiled file exists and (in auto mode) is at least as new as every file in src/. */
+function pickSource(root: string, distFile: string, mode: SourceMode): "dist" | "ts" {
+  const dist = join(root, "dist", distFile);
+  if (mode === "ts") return "ts";
+  if (mode === "dist") return "dist";
+  if (!existsSync(dist)) return "ts";
+  return statSync(dist).mtimeMs >= newestMtimeMs(join(root, "src")) ? "dist" : "ts";
+}
+
+function nodeCommand(root: string, source: "dist" | "ts", rel: string, args: string[]): ServerCommand {
+  const file = source === "dist" ? join(root, "dist", `${rel}.js`) : join(root, "src", `${rel}.ts`);
+  const loader = source === "ts" ? ["--import", "tsx"] : [];
+  return { command: process.execPath, args: [...loader, file, ...args], cwd: root };
+}
+
+export function serverSpecs(mode: SourceMode, switchboardArgs: string[]): Record<ServerName, ServerSpec> {
+  const root = repoRoot();
+  const sb = pickSource(root, "cli.js", mode);
+  const ws = pickSource(root, "bench/ws-server.js", mode);
+  const bl = pickSource(root, "bench/baseline-recipe.js", mode);
+  return {
+    switchboard: {
+      name: "switchboard",
+      label: "Switchboard",
+      protocols: ["ws", "sio"],
+      clustered: true,
+      source: sb,
+      command: (workers) =>
+        nodeCommand(root, sb, "cli", [
+          "start",
+          ...["--port", "0", "--admin-port", "0", "--host", "127.0.0.1"],
+          ...["--workers", String(workers), "--log-level", "info", "--drain-timeout", "1000"],
+          ...switchboardArgs,
+        ]),
+    },
+    baseline: {
+      name: "baseline",
+      label: "Socket.IO recipe",
+      protocols: ["sio"],
+      clustered: true,
+      source: bl,
+      command: (workers) =>
+        nodeCommand(root, bl, "bench/baseline-recipe", ["--port", "0", "--workers", String(workers)]),
+    },
+    ws: {
+      name: "ws",
+      label: "ws server",
+      protocols: ["ws"],
+      clustered: false,
+      source: ws,
+      command: () => nodeCommand(root, ws, "bench/ws-server", ["--port", "0"]),
+    },
+  };
+}

@@ -1,0 +1,313 @@
+import { type ChainableCommander, Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "../log.js";
+import { keySlot } from "./key-slot.js";
+import { reconnectDelayMs } from "./redis-options.js";
+import { publishScript, SEQUENCE_TTL_MS, SYNC_SCRIPT } from "./redis-wire.js";
+
+/** Channels per SUBSCRIBE while restoring after a reconnect; each batch is confirmed before the next goes out. */
+export const SUBSCRIBE_BATCH = 500;
+const PING_INTERVAL_MS = 5000;
+const COMMAND_TIMEOUT_MS = 3000;
+
+type Reply = (err: Error | null | undefined, value?: unknown) => void;
+type Scripts = {
+  sbPublish(key: string, channel: string, origin: string, data: string, floor: number, ttl: number, cb: Reply): void;
+  sbSync(key: string, floor: number, ttl: number, cb: Reply): void;
+};
+
+export type NodeHooks = {
+  up(node: RedisNode): void;
+  down(node: RedisNode, reason: string): void;
+  message(channel: Buffer, payload: Buffer): void;
+  /** These channels are now subscribed on this node (first time, or again after a reconnect). */
+  subscribed(node: RedisNode, channels: string[]): void;
+  /** A shard channel answered MOVED or was unsubscribed by the server: the slot map changed. */
+  moved(node: RedisNode): void;
+};
+
+/**
+ * One RESP3 connection to one Redis node that carries both the subscriptions and the scripts of the channels the
+ * node owns. One connection matters: Redis answers it in execution order, so the reply to our publish script comes
+ * after every message published before it and before every message published after it, and the join script's reply
+ * comes after every message published before the join read the counter. (RESP3 allows commands on a subscribed
+ * connection; Redis 6 or later.) Commands fail at once while the node is unreachable: the relay falls back.
+ */
+export class RedisNode {
+  readonly key: string;
+  readonly #redis: Redis;
+  readonly #scripts: Scripts;
+  readonly #sharded: boolean;
+  readonly #hooks: NodeHooks;
+  readonly #log: Logger;
+  /** Confirmed on the current connection. */
+  readonly #live = new Set<string>();
+  readonly #sending = new Set<string>();
+  readonly #toSubscribe = new Set<string>();
+  readonly #toUnsubscribe = new Set<string>();
+  #batch: ChainableCommander | null = null;
+  #flushScheduled = false;
+  #restoring = false;
+  #ready = false;
+  #closed = false;
+  readonly #ping: NodeJS.Timeout;
+
+  constructor(
+    endpoint: { host: string; port: number },
+    o: { auth: RedisOptions; sharded: boolean; name: string; hooks: NodeHooks; log: Logger },
+  ) {
+    this.key = `${endpoint.host}:${endpoint.port}`;
+    this.#sharded = o.sharded;
+    this.#hooks = o.hooks;
+    this.#log = o.log;
+    this.#redis = new Redis({
+      ...o.auth,
+      host: endpoint.host,
+      port: endpoint.port,
+      protocol: 3,
+      connectionName: o.name,
+      // Fail fast instead of queueing: a message that cannot go out now is delivered locally and counted.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResubscribe: false,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      connectTimeout: COMMAND_TIMEOUT_MS,
+      keepAlive: 10_000,
+      retryStrategy: reconnectDelayMs,
+      scripts: {
+        sbPublish: { lua: publishScript(o.sharded), numberOfKeys: 1 },
+        sbSync: { lua: SYNC_SCRIPT, numberOfKeys: 1 },
+      },
+    });
+    this.#scripts = this.#redis as unknown as Scripts;
+    this.#redis.on("ready", () => this.#onReady());
+    this.#redis.on("close", () => this.#onClose("connection closed"));
+    this.#redis.on("error", (err: Error) => this.#log.debug({ err, node: this.key }, "redis connection error"));
+    this.#redis.on("moved", () => this.#hooks.moved(this));
+    const onMessage = (channel: Buffer, payload: Buffer) => this.#hooks.message(channel, payload);
+    this.#redis.on(o.sharded ? "smessageBuffer" : "messageBuffer", onMessage);
+    // A half-open TCP connection (no RST) would otherwise look alive for minutes.
+    this.#ping = setInterval(() => this.#watchdog(), PING_INTERVAL_MS);
+    this.#ping.unref();
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Channels this node should carry (subscribed, being subscribed or queued). */
+  get channelCount(): number {
+    return this.#live.size + this.#sending.size + this.#toSubscribe.size;
+  }
+
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
+  /** Every channel this node carries or will carry. */
+  channels(): string[] {
+    return [...this.#live, ...this.#sending, ...this.#toSubscribe].filter((c) => !this.#toUnsubscribe.has(c));
+  }
+
+  subscribe(channel: string): void {
+    if (this.#toUnsubscribe.delete(channel)) {
+      // Still subscribed: the unsubscribe had not gone out yet.
+      if (this.#live.has(channel)) queueMicrotask(() => this.#hooks.subscribed(this, [channel]));
+      return;
+    }
+    if (this.#live.has(channel) || this.#sending.has(channel)) return;
+    this.#toSubscribe.add(channel);
+    this.#schedule();
+  }
+
+  unsubscribe(channel: string): void {
+    if (this.#toSubscribe.delete(channel)) return;
+    if (this.#live.has(channel) || this.#sending.has(channel)) {
+      this.#toUnsubscribe.add(channel);
+      this.#schedule();
+    }
+  }
+
+  /** Runs the publish script; `done` gets the offset, or null when the node cannot take it now. */
+  publishMessage(
+    channel: string,
+    key: string,
+    origin: string,
+    dataJson: string,
+    floor: number,
+    done: (offset: number | null, err?: Error) => void,
+  ): void {
+    const batch = this.#pipeline();
+    if (!batch) return done(null);
+    (batch as unknown as Scripts).sbPublish(key, channel, origin, dataJson, floor, SEQUENCE_TTL_MS, (err, n) =>
+      err ? done(null, err) : done(Number(n)),
+    );
+  }
+
+  /** Runs the join script; `done` gets the channel's offset after raising it to `floor`, or null. */
+  sync(key: string, floor: number, done: (offset: number | null, err?: Error) => void): void {
+    const batch = this.#pipeline();
+    if (!batch) return done(null);
+    (batch as unknown as Scripts).sbSync(key, floor, SEQUENCE_TTL_MS, (err, n) =>
+      err ? done(null, err) : done(Number(n)),
+    );
+  }
+
+  /** Publishes raw bytes (Socket.IO traffic); `done(false)` when the node cannot take it now. */
+  publishRaw(channel: string, payload: Buffer, done: (ok: boolean) => void): void {
+    const batch = this.#pipeline();
+    if (!batch) return done(false);
+    const cb: Reply = (err) => done(!err);
+    if (this.#sharded) batch.spublish(channel, payload, cb);
+    else batch.publish(channel, payload, cb);
+  }
+
+  /** Commands of one event-loop turn go out as one write, in call order. */
+  #pipeline(): ChainableCommander | null {
+    if (!this.#ready) return null;
+    if (!this.#batch) {
+      this.#batch = this.#redis.pipeline();
+      this.#schedule();
+    }
+    return this.#batch;
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#batch;
+    this.#batch = null;
+    // Errors reach each command's callback; exec's own promise only repeats them.
+    batch?.exec().catch(() => {});
+    if (!this.#ready) return;
+    if (this.#toUnsubscribe.size > 0) {
+      const channels = [...this.#toUnsubscribe];
+      this.#toUnsubscribe.clear();
+      for (const c of channels) {
+        this.#live.delete(c);
+        this.#sending.delete(c);
+      }
+      for (const group of this.#groups(channels)) {
+        const sent = this.#sharded ? this.#redis.sunsubscribe(...group) : this.#redis.unsubscribe(...group);
+        sent.catch((err: Error) => this.#log.debug({ err, node: this.key }, "redis unsubscribe failed"));
+      }
+    }
+    if (this.#toSubscribe.size > 0 && !this.#restoring) void this.#subscribeBatches();
+  }
+
+  /** Sends queued subscriptions in batches, each confirmed before the next, until the queue is empty. */
+  async #subscribeBatches(): Promise<void> {
+    this.#restoring = true;
+    try {
+      while (this.#ready && this.#toSubscribe.size > 0) {
+        const batch: string[] = [];
+        for (const c of this.#toSubscribe) {
+          batch.push(c);
+          if (batch.length === SUBSCRIBE_BATCH) break;
+        }
+        for (const c of batch) {
+          this.#toSubscribe.delete(c);
+          this.#sending.add(c);
+        }
+        const results = await Promise.allSettled(
+          this.#groups(batch).map(async (group) => {
+            await (this.#sharded ? this.#redis.ssubscribe(...group) : this.#redis.subscribe(...group));
+            return group;
+          }),
+        );
+        const confirmed: string[] = [];
+        for (const r of results) {
+          if (r.status === "fulfilled") {
+            for (const c of r.value) {
+              if (!this.#sending.delete(c)) continue; // unsubscribed meanwhile
+              this.#live.add(c);
+              confirmed.push(c);
+            }
+          } else if (this.#ready) {
+            this.#log.warn({ err: r.reason, node: this.key }, "redis subscribe failed");
+            if (String(r.reason).includes("MOVED")) this.#hooks.moved(this);
+          }
+        }
+        // What failed goes back in the queue for the next connection (or the next owner, after a slot move).
+        for (const c of this.#sending) this.#toSubscribe.add(c);
+        this.#sending.clear();
+        if (confirmed.length > 0) this.#hooks.subscribed(this, confirmed);
+        if (results.some((r) => r.status === "rejected")) break;
+      }
+    } finally {
+      this.#restoring = false;
+    }
+  }
+
+  /** Cluster: one SSUBSCRIBE per slot (Redis refuses channels of several slots in one); otherwise one for all. */
+  #groups(channels: string[]): string[][] {
+    if (!this.#sharded) return [channels];
+    const bySlot = new Map<number, string[]>();
+    for (const c of channels) {
+      const slot = keySlot(c);
+      const group = bySlot.get(slot);
+      if (group) group.push(c);
+      else bySlot.set(slot, [c]);
+    }
+    return [...bySlot.values()];
+  }
+
+  #onReady(): void {
+    if (this.#closed) return;
+    this.#ready = true;
+    this.#hooks.up(this);
+    this.#schedule();
+  }
+
+  #onClose(reason: string): void {
+    if (!this.#ready) return;
+    this.#ready = false;
+    // The new connection starts with no subscriptions: everything is restored once it is ready.
+    for (const c of this.#live) this.#toSubscribe.add(c);
+    for (const c of this.#sending) this.#toSubscribe.add(c);
+    for (const c of this.#toUnsubscribe) this.#toSubscribe.delete(c);
+    this.#live.clear();
+    this.#sending.clear();
+    this.#toUnsubscribe.clear();
+    this.#hooks.down(this, reason);
+  }
+
+  #watchdog(): void {
+    if (!this.#ready) return;
+    this.#redis.ping().catch((err: Error) => {
+      if (!this.#ready || this.#closed) return;
+      this.#log.warn({ err, node: this.key }, "redis node did not answer PING: reconnecting");
+      this.#redis.disconnect(true);
+    });
+  }
+
+  /** Connects; resolves when ready or after `timeoutMs` (still retrying in the background). */
+  connect(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#redis.once("ready", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Hands every channel back (for another node after a slot move) and forgets them here. */
+  drop(channels: Iterable<string>): void {
+    for (const c of channels) this.unsubscribe(c);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#ping);
+    const wasReady = this.#ready;
+    this.#ready = false;
+    if (wasReady) await this.#redis.quit().catch(() => {});
+    this.#redis.disconnect();
+  }
+}

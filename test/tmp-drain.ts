@@ -1,0 +1,11 @@
+import { RawClient, SioClient } from "./helpers/clients.js";
+import { startServer } from "./helpers/server.js";
+const server = await startServer(["--workers", "2"]);
+const cs = [await SioClient.open(server.url, ["polling"]), await SioClient.open(server.url, ["websocket"]), await SioClient.open(server.url, ["polling"])];
+const r = await RawClient.open(server.wsUrl);
+await new Promise(r => setTimeout(r, 300));
+for (const c of cs) c.close(); r.close();
+const t = Date.now(); const code = await server.stop("SIGTERM", 25000);
+console.log(code, Date.now() - t);
+for (const l of server.lines.filter(l => /drain/.test(String(l.msg)))) console.log(JSON.stringify(l));
+process.exit(0);
