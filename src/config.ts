@@ -43,6 +43,13 @@ export const settings = {
     schema: bool,
     doc: "treat --redis as Redis Cluster seeds and use sharded pub/sub",
   },
+  redisPrefix: {
+    flag: "redis-prefix",
+    env: "REDIS_PREFIX",
+    def: "switchboard",
+    schema: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "letters, digits, _ . : - (1-64)"),
+    doc: "prefix of Redis keys and channels; instances that share messages (blue/green, hosts) use the same",
+  },
   adminPort: {
     flag: "admin-port",
     env: "ADMIN_PORT",
@@ -244,10 +251,23 @@ export function loadConfig(sources: Sources): Config {
   if (out.redisCluster && !out.redis)
     problems.push("--redis-cluster (REDIS_CLUSTER) = true: needs --redis with the cluster's seed URLs");
   if (typeof out.redis === "string") {
-    for (const url of out.redis.split(",")) {
+    const urls = out.redis.split(",");
+    for (const url of urls) {
       if (!/^rediss?:\/\/[^\s]+$/.test(url.trim()))
         problems.push(`--redis (REDIS_URL) = "${url}": expected redis://host:port or rediss://…`);
+      else if (out.redisCluster && !/^rediss?:\/\/[^/]+\/?$/.test(url.trim()))
+        problems.push(
+          `--redis (REDIS_URL) = "${url}": a Redis Cluster has no database number; drop the /path`,
+        );
+      else if (!/^rediss?:\/\/[^/]+(\/\d*)?$/.test(url.trim()))
+        problems.push(
+          `--redis (REDIS_URL) = "${url}": the path is the database number, e.g. redis://host:6379/2`,
+        );
     }
+    if (urls.length > 1 && !out.redisCluster)
+      problems.push(
+        `--redis (REDIS_URL) = "${out.redis}": several URLs are cluster seeds; add --redis-cluster`,
+      );
   }
   if (out.jwtSecret && out.jwtPublicKey)
     problems.push("--jwt-secret (JWT_SECRET) and --jwt-public-key (JWT_PUBLIC_KEY): set one, not both");

@@ -53,8 +53,9 @@ const DEFAULTS: BenchConfig = {
   connections: 10_000,
   channels: 1_000,
   durationS: 3,
-  ratesC: [1, 5, 10, 20, 50, 100, 200, 500, 1000],
-  ratesD: [100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000],
+  // Steps grow by ~1.5× where the servers under test are expected to break, so the limits resolve finely.
+  ratesC: [1, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 1000],
+  ratesD: [500, 1000, 2000, 3000, 4500, 7000, 10_000, 15_000, 22_000, 33_000, 50_000],
   refRateC: 5,
   refRateD: 1000,
   stopAfterFail: 1,

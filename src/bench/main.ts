@@ -5,7 +5,7 @@
  * Run directly: node --import tsx src/bench/main.ts [--smoke] [flags]   (--help lists the flags)
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+import { cpus, loadavg, release, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BenchConfigError, parseBenchArgs, USAGE } from "./bench-config.js";
@@ -48,10 +48,13 @@ export async function runBench(argv: string[]): Promise<number> {
   const progress = new Progress();
   const specs = serverSpecs(config.source, config.switchboardArgs);
   const startedAt = new Date().toISOString();
+  const load0 = loadavg()[0] ?? 0;
   progress.log(
-    `scenarios ${config.scenarios.join(",")} on ${config.servers.join(", ")}; ${config.connections} connections, ` +
-      `${config.durationS} s steps${config.smoke ? " (smoke)" : ""}`,
+    `scenarios ${config.scenarios.join(",")} on ${config.servers.join(", ")}; ${config.connections} connections` +
+      (config.scenarios.includes("F") ? ` (F: ${config.scaleConnections})` : "") +
+      `, ${config.durationS} s steps${config.smoke ? " (smoke)" : ""}; load average ${load0.toFixed(2)}`,
   );
+  if (load0 > 1) progress.log("other processes keep this machine busy: figures will be noisy");
   const restore = stopServersOnSignal();
   let results: BenchResults;
   try {
@@ -65,6 +68,7 @@ export async function runBench(argv: string[]): Promise<number> {
         cpuModel: cpus()[0]?.model ?? "unknown CPU",
         memTotalMiB: Math.round(totalmem() / 2 ** 20),
         kernel: release(),
+        loadAverageAtStart: load0,
         smoke: config.smoke,
         sources: {
           switchboard: specs.switchboard.source,

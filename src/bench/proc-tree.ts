@@ -79,3 +79,16 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** CPU time (ms) the whole machine spent busy since boot, over all cores (from the first line of /proc/stat). */
+export function machineBusyMs(): number {
+  try {
+    const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0] ?? "";
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    return (busy * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return 0;
+  }
+}

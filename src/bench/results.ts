@@ -27,6 +27,8 @@ export interface StepResult {
   sustained: boolean;
   clientCpuPct: number;
   serverCpuPct: number;
+  /** CPU used by other processes on the machine meanwhile (noise), in % of one core. */
+  otherCpuPct: number;
 }
 
 export interface RunResult {
@@ -42,6 +44,8 @@ export interface RunResult {
   clientCpuPct?: number;
   /** CPU of the server's process tree during the measurement, in % of one core. */
   serverCpuPct?: number;
+  /** CPU used by other processes on the machine meanwhile (noise), in % of one core. */
+  otherCpuPct?: number;
   wallMs: number;
 }
 
@@ -53,6 +57,8 @@ export interface BenchMeta {
   cpuModel: string;
   memTotalMiB: number;
   kernel: string;
+  /** 1-minute load average when the run began (other work on the machine makes figures noisy). */
+  loadAverageAtStart: number;
   smoke: boolean;
   sources: Record<ServerName, string>;
   config: Record<string, unknown>;

@@ -11,6 +11,8 @@ export type AdminDeps = {
   hub: ChannelHub;
   bridge: WorkerBridge;
   status(): Record<string, unknown>;
+  /** Adds metrics of optional parts (the Redis relay). */
+  register?(registry: Registry): void;
 };
 
 type Totals = { delivered: number; slowConsumers: number; errors: Record<string, number> };
@@ -108,6 +110,7 @@ export class AdminServer {
         this.set(process.memoryUsage.rss() + sum(live(), (s) => s.rssBytes));
       },
     });
+    d.register?.(registry);
 
     this.server = createServer((req, res) => {
       const path = req.url?.split("?", 1)[0];

@@ -9,6 +9,7 @@ import { createLogger } from "../log.js";
 import { AdminServer } from "./admin-server.js";
 import { ChannelHub } from "./channel-hub.js";
 import { notifyReady, notifyStopping } from "./readiness-notifier.js";
+import type { RedisRelay } from "./redis-relay.js";
 import { StickyBalancer } from "./sticky-balancer.js";
 import { Supervisor, type WorkerInfo } from "./supervisor.js";
 import { WorkerBridge } from "./worker-bridge.js";
@@ -40,12 +41,20 @@ export async function runPrimary(config: Config): Promise<void> {
   });
   const bridge = new WorkerBridge(hub, supervisor);
   setupAdapterRelay();
+  // Loaded only with --redis: the single-host path never imports ioredis.
+  let relay: RedisRelay | null = null;
+  if (config.redis) {
+    const { RedisRelay } = await import("./redis-relay.js");
+    relay = new RedisRelay({ config, hub, bridge, supervisor, log });
+    bridge.useRelay(relay);
+  }
 
   const workerCounts = () => {
     const all = [...supervisor.workers];
     return {
       wanted: config.workers,
       live: all.filter((w) => w.state === "ready").length,
+      retiring: all.filter((w) => w.state === "retiring").length,
       starting: all.filter((w) => w.state === "starting").length,
       draining: all.filter((w) => w.state === "draining").length,
     };
@@ -71,8 +80,10 @@ export async function runPrimary(config: Config): Promise<void> {
         .reduce<WorkerInfo | undefined>((best, w) => (!best || load(w) < load(best) ? w : best), undefined)
         ?.worker,
     probe: (path) => {
-      if (path === "/health")
-        return { status: 200, body: { status: "ok", instance: config.instance, workers: workerCounts() } };
+      if (path === "/health") {
+        const body = { status: "ok", instance: config.instance, workers: workerCounts() };
+        return { status: 200, body: relay ? { ...body, redis: relay.health() } : body };
+      }
       if (path === "/ready") return readiness();
       return null;
     },
@@ -87,6 +98,7 @@ export async function runPrimary(config: Config): Promise<void> {
     restarts: supervisor.restarts,
     channels: hub.activeChannels(),
     sessions: balancer.sessionCount,
+    ...(relay ? { redis: relay.status() } : {}),
     workers: [...supervisor.workers].map((w) => ({
       id: w.worker.id,
       pid: w.worker.process.pid,
@@ -96,7 +108,14 @@ export async function runPrimary(config: Config): Promise<void> {
       stats: w.stats,
     })),
   });
-  const admin = new AdminServer({ instance: config.instance, supervisor, hub, bridge, status });
+  const admin = new AdminServer({
+    instance: config.instance,
+    supervisor,
+    hub,
+    bridge,
+    status,
+    register: relay ? (registry) => relay?.registerMetrics(registry) : undefined,
+  });
 
   await listen(publicServer, config.port, config.host);
   await listen(admin.server, config.adminPort, config.adminHost);
@@ -124,6 +143,7 @@ export async function runPrimary(config: Config): Promise<void> {
       process.exit(1);
     }, config.drainTimeoutMs + 5000);
     await supervisor.stop();
+    await relay?.close();
     clearTimeout(hardStop);
     publicServer.close();
     admin.server.close();
@@ -138,6 +158,7 @@ export async function runPrimary(config: Config): Promise<void> {
     void supervisor.reload();
   });
 
+  await relay?.start();
   await supervisor.start();
   if (phase !== "starting") return;
   phase = "running";

@@ -11,7 +11,15 @@ const COMMAND_TIMEOUT_MS = 3000;
 
 type Reply = (err: Error | null | undefined, value?: unknown) => void;
 type Scripts = {
-  sbPublish(key: string, channel: string, origin: string, data: string, floor: number, ttl: number, cb: Reply): void;
+  sbPublish(
+    key: string,
+    channel: string,
+    origin: string,
+    data: string,
+    floor: number,
+    ttl: number,
+    cb: Reply,
+  ): void;
   sbSync(key: string, floor: number, ttl: number, cb: Reply): void;
 };
 
@@ -35,7 +43,6 @@ export type NodeHooks = {
 export class RedisNode {
   readonly key: string;
   readonly #redis: Redis;
-  readonly #scripts: Scripts;
   readonly #sharded: boolean;
   readonly #hooks: NodeHooks;
   readonly #log: Logger;
@@ -47,6 +54,9 @@ export class RedisNode {
   #batch: ChainableCommander | null = null;
   #flushScheduled = false;
   #restoring = false;
+  /** Set on a reconnect: the next subscribe run restores the previous set and logs it. */
+  #restore: { startedAt: number; channels: number; batches: number } | null = null;
+  #connections = 0;
   #ready = false;
   #closed = false;
   readonly #ping: NodeJS.Timeout;
@@ -79,10 +89,11 @@ export class RedisNode {
         sbSync: { lua: SYNC_SCRIPT, numberOfKeys: 1 },
       },
     });
-    this.#scripts = this.#redis as unknown as Scripts;
     this.#redis.on("ready", () => this.#onReady());
     this.#redis.on("close", () => this.#onClose("connection closed"));
-    this.#redis.on("error", (err: Error) => this.#log.debug({ err, node: this.key }, "redis connection error"));
+    this.#redis.on("error", (err: Error) =>
+      this.#log.debug({ err, node: this.key }, "redis connection error"),
+    );
     this.#redis.on("moved", () => this.#hooks.moved(this));
     const onMessage = (channel: Buffer, payload: Buffer) => this.#hooks.message(channel, payload);
     this.#redis.on(o.sharded ? "smessageBuffer" : "messageBuffer", onMessage);
@@ -139,8 +150,14 @@ export class RedisNode {
   ): void {
     const batch = this.#pipeline();
     if (!batch) return done(null);
-    (batch as unknown as Scripts).sbPublish(key, channel, origin, dataJson, floor, SEQUENCE_TTL_MS, (err, n) =>
-      err ? done(null, err) : done(Number(n)),
+    (batch as unknown as Scripts).sbPublish(
+      key,
+      channel,
+      origin,
+      dataJson,
+      floor,
+      SEQUENCE_TTL_MS,
+      (err, n) => (err ? done(null, err) : done(Number(n))),
     );
   }
 
@@ -236,11 +253,24 @@ export class RedisNode {
         // What failed goes back in the queue for the next connection (or the next owner, after a slot move).
         for (const c of this.#sending) this.#toSubscribe.add(c);
         this.#sending.clear();
+        if (this.#restore) {
+          this.#restore.channels += confirmed.length;
+          this.#restore.batches += 1;
+        }
         if (confirmed.length > 0) this.#hooks.subscribed(this, confirmed);
         if (results.some((r) => r.status === "rejected")) break;
       }
     } finally {
       this.#restoring = false;
+    }
+    const restore = this.#restore;
+    if (restore && this.#ready && this.#toSubscribe.size === 0) {
+      this.#restore = null;
+      const ms = Date.now() - restore.startedAt;
+      this.#log.info(
+        { node: this.key, channels: restore.channels, batches: restore.batches, ms },
+        "redis subscriptions restored",
+      );
     }
   }
 
@@ -260,6 +290,9 @@ export class RedisNode {
   #onReady(): void {
     if (this.#closed) return;
     this.#ready = true;
+    this.#connections += 1;
+    if (this.#connections > 1 && this.#toSubscribe.size > 0)
+      this.#restore = { startedAt: Date.now(), channels: 0, batches: 0 };
     this.#hooks.up(this);
     this.#schedule();
   }
@@ -286,20 +319,18 @@ export class RedisNode {
     });
   }
 
-  /** Connects; resolves when ready or after `timeoutMs` (still retrying in the background). */
-  connect(timeoutMs: number): Promise<void> {
+  /** Resolves once the node is ready, or after `timeoutMs` (it keeps retrying in the background). */
+  whenReady(timeoutMs: number): Promise<void> {
+    if (this.#ready) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.#redis.once("ready", () => {
+      const done = () => {
         clearTimeout(timer);
+        this.#redis.off("ready", done);
         resolve();
-      });
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#redis.on("ready", done);
     });
-  }
-
-  /** Hands every channel back (for another node after a slot move) and forgets them here. */
-  drop(channels: Iterable<string>): void {
-    for (const c of channels) this.unsubscribe(c);
   }
 
   async close(): Promise<void> {

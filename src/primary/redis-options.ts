@@ -26,7 +26,8 @@ export function parseRedisTarget(urls: string, cluster: boolean): RedisTarget {
   const first = parsed[0];
   if (!first) throw new Error("--redis: no URL");
   const db = first.pathname.length > 1 ? Number(first.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new Error(`--redis: database "${first.pathname}" is not a number`);
+  if (!Number.isInteger(db) || db < 0)
+    throw new Error(`--redis: database "${first.pathname}" is not a number`);
   if (cluster && db !== 0) throw new Error("--redis with --redis-cluster: a cluster has only database 0");
   if (!cluster && parsed.length > 1) throw new Error("--redis: several URLs need --redis-cluster");
   const auth: RedisTarget["auth"] = { db };
@@ -38,7 +39,10 @@ export function parseRedisTarget(urls: string, cluster: boolean): RedisTarget {
     seeds: parsed.map((u) => ({ host: u.hostname.replace(/^\[|\]$/g, ""), port: Number(u.port || 6379) })),
     auth,
     display: parsed
-      .map((u) => `${u.protocol}//${u.username ? `${u.username}@` : ""}${u.host}${u.pathname === "/" ? "" : u.pathname}`)
+      .map(
+        (u) =>
+          `${u.protocol}//${u.username ? `${u.username}@` : ""}${u.host}${u.pathname === "/" ? "" : u.pathname}`,
+      )
       .join(","),
   };
 }

@@ -84,7 +84,8 @@ export function parseChannelMessage(payload: Buffer, origin: Buffer): ChannelMes
   const offset = Number(payload.toString("latin1", 0, space));
   const originStart = space + 1;
   const dataStart = originStart + ORIGIN_LENGTH + 1;
-  if (!Number.isSafeInteger(offset) || payload.length < dataStart || payload[dataStart - 1] !== 0x20) return null;
+  if (!Number.isSafeInteger(offset) || payload.length < dataStart || payload[dataStart - 1] !== 0x20)
+    return null;
   const own = payload.compare(origin, 0, ORIGIN_LENGTH, originStart, originStart + ORIGIN_LENGTH) === 0;
   return { offset, own, dataJson: own ? null : payload.toString("utf8", dataStart) };
 }
@@ -107,5 +108,8 @@ export function decodeSioMessage(payload: Buffer, origin: Buffer): SioEnvelope |
     return null;
   }
   if (typeof message !== "object" || message === null || Array.isArray(message)) return null;
-  return { origin: payload.toString("latin1", 0, ORIGIN_LENGTH), message: message as Record<string, unknown> };
+  return {
+    origin: payload.toString("latin1", 0, ORIGIN_LENGTH),
+    message: message as Record<string, unknown>,
+  };
 }

@@ -68,6 +68,7 @@ export class ChannelOrder {
     this.#sink = sink;
     this.#last = last;
     this.#phase = phase;
+    if (phase === "synced") this.#quietUntil = last;
   }
 
   get phase(): Phase {

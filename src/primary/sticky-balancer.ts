@@ -1,6 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Server, Socket } from "node:net";
 import type { Logger } from "../log.js";
+import { SID_PARAM, workerOfSession } from "../session-id.js";
 
 /**
  * The primary half of @socket.io/sticky, rewritten; workers still run the package's own `setupWorker`, and this
@@ -12,6 +13,8 @@ import type { Logger } from "../log.js";
  * - it picks among all of `cluster.workers`, including workers still starting and workers draining in a rolling
  *   reload, so connections land where nobody accepts them;
  * - it matches `sid=` anywhere in the headers (a `Cookie: sid=…` routes a new session to a random dead end);
+ * - it learns a session's worker from an IPC message that races the client's next request ("Session ID
+ *   unknown" under load): here the session id itself names the worker (worker/sticky-worker.ts);
  * - it relays any request with a body through the primary chunk by chunk (slow publish API), where pausing the
  *   socket before the hand-off is enough;
  * - with no live worker it crashes on `undefined.send` (socketio/socket.io-sticky#10, #12) — here it answers 503.
@@ -30,7 +33,6 @@ export type BalancerDeps = {
 const MAX_HEAD_BYTES = 16 * 1024;
 const HEAD_TIMEOUT_MS = 10_000;
 const HEAD_END = Buffer.from("\r\n\r\n");
-const SID_PARAM = /[?&]sid=([\w-]{1,64})(?:&|$)/;
 
 type Handle = { reading?: boolean; readStop?: () => number };
 
@@ -100,7 +102,7 @@ export class StickyBalancer {
       return this.#reply(socket, 503, { error: { code: "unavailable", message: "server is draining" } });
     }
     const sid = path.startsWith("/socket.io/") ? SID_PARAM.exec(target)?.[1] : undefined;
-    const bound = sid === undefined ? undefined : this.#sessions.get(sid);
+    const bound = sid === undefined ? undefined : (workerOfSession(sid) ?? this.#sessions.get(sid));
     const worker = (bound !== undefined ? cluster.workers?.[bound] : undefined) ?? this.#deps.pickWorker();
     if (!worker?.isConnected()) {
       return this.#reply(socket, 503, { error: { code: "unavailable", message: "no worker is live" } });

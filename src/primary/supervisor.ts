@@ -3,7 +3,8 @@ import { IPC_TAG, isSwitchboardMessage, type ToPrimary, type ToWorker, type Work
 import type { Logger } from "../log.js";
 import { RestartBackoff } from "./backoff.js";
 
-export type WorkerState = "starting" | "ready" | "draining";
+/** starting → ready → (retiring: serves its clients, takes no new ones, during a reload) → draining → gone */
+export type WorkerState = "starting" | "ready" | "retiring" | "draining";
 
 export type WorkerInfo = {
   worker: Worker;
@@ -136,8 +137,12 @@ export class Supervisor {
       const fresh = await this.#fork(info.slot);
       if (fresh.state !== "ready") {
         this.#o.log.error({ slot: info.slot }, "rolling reload stopped: the new worker did not become ready");
+        for (const w of old) if (w.state === "retiring") w.state = "ready";
         return;
       }
+      // From the first new worker on, old ones take no new connections, so a client drained off one old
+      // worker never lands on another old one and moves only once.
+      for (const w of old) if (w.state === "ready") w.state = "retiring";
       await this.drain(info, "reload");
     }
     this.#o.log.info("rolling reload done");

@@ -44,7 +44,10 @@ export function drainWorker(
       for (const socket of sio.io.of("/").sockets.values()) socket.disconnect(true);
     }, windowMs + FORCE_AFTER_MS),
   );
-  log.info({ raw: ws.connections.size, socketio: sio.connectionCount, windowMs, reason: plan.reason }, "draining");
+  log.info(
+    { raw: ws.connections.size, socketio: sio.connectionCount, windowMs, reason: plan.reason },
+    "draining",
+  );
   http.closeIdleConnections();
   return new Promise((resolve) => {
     const finish = () => {

@@ -40,7 +40,7 @@ export function runWorker(config: Config, workerId: number): void {
     accepting: () => accepting,
     rawCount: (channel) => registry.rawMembers(channel)?.size ?? 0,
   });
-  setupStickyWorker(server, sio.io);
+  setupStickyWorker(server, sio.io, workerId);
 
   bus.onDelivery(([, channel, offset, dataJson]) => {
     counters.delivered += ws.deliver(channel, offset, dataJson) + sio.deliver(channel, offset, dataJson);

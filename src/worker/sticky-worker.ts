@@ -2,10 +2,9 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { setupWorker } from "@socket.io/sticky";
 import type { Server as IoServer } from "socket.io";
+import { SID_PARAM, sessionPrefix } from "../session-id.js";
 
 const servedOther = Symbol("servedNonSocketIo");
-const SID_PARAM = /[?&]sid=([\w-]{1,64})(?:&|$)/;
-
 /**
  * Receives connections from the primary with @socket.io/sticky's `setupWorker`, and mends its keep-alive rule.
  *
@@ -15,7 +14,11 @@ const SID_PARAM = /[?&]sid=([\w-]{1,64})(?:&|$)/;
  * then carries a Socket.IO request for a session this worker does not own (a browser or a proxy reusing
  * connections) gets a 307 to the same URL on a fresh connection, which the primary routes by session id.
  */
-export function setupStickyWorker(server: Server, io: IoServer): void {
+export function setupStickyWorker(server: Server, io: IoServer, workerId: number): void {
+  // The session id names its worker, so the primary routes a session's next request without waiting for the
+  // "sticky:connection" IPC message, which can arrive after the client's next request does.
+  const generateId = io.engine.generateId.bind(io.engine);
+  io.engine.generateId = async (req) => `${sessionPrefix(workerId)}${await generateId(req)}`;
   setupWorker(io);
   const stickyClose = server.listeners("request")[0] as (req: IncomingMessage, res: ServerResponse) => void;
   server.removeListener("request", stickyClose);

@@ -39,11 +39,15 @@ export class RawClient {
   }
 
   async subscribe(channel: string, since?: number): Promise<Frame> {
-    return this.request(since === undefined ? { type: "subscribe", channel } : { type: "subscribe", channel, since });
+    return this.request(
+      since === undefined ? { type: "subscribe", channel } : { type: "subscribe", channel, since },
+    );
   }
 
   messages(channel?: string): Frame[] {
-    return this.frames.filter((f) => f.type === "message" && (channel === undefined || f.channel === channel));
+    return this.frames.filter(
+      (f) => f.type === "message" && (channel === undefined || f.channel === channel),
+    );
   }
 
   async waitFor(test: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
@@ -51,7 +55,10 @@ export class RawClient {
     for (;;) {
       const f = this.frames.find(test);
       if (f) return f;
-      if (Date.now() > deadline) throw new Error(`frame not received in ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `frame not received in ${timeoutMs} ms; got ${JSON.stringify(this.frames.slice(-5))}`,
+        );
       await new Promise((r) => setTimeout(r, 10));
     }
   }
@@ -59,7 +66,8 @@ export class RawClient {
   async waitForMessages(channel: string, count: number, timeoutMs = 5000): Promise<Frame[]> {
     const deadline = Date.now() + timeoutMs;
     while (this.messages(channel).length < count) {
-      if (Date.now() > deadline) throw new Error(`got ${this.messages(channel).length} of ${count} messages on ${channel}`);
+      if (Date.now() > deadline)
+        throw new Error(`got ${this.messages(channel).length} of ${count} messages on ${channel}`);
       await new Promise((r) => setTimeout(r, 10));
     }
     return this.messages(channel);
@@ -85,14 +93,22 @@ export class SioClient {
   readonly socket: Socket;
   readonly received: SioMessage[] = [];
 
-  constructor(url: string, transports: ("polling" | "websocket")[] = ["websocket"], opts: Record<string, unknown> = {}) {
+  constructor(
+    url: string,
+    transports: ("polling" | "websocket")[] = ["websocket"],
+    opts: Record<string, unknown> = {},
+  ) {
     this.socket = io(url, { transports, reconnection: false, forceNew: true, ...opts });
     this.socket.on("message", (channel: string, data: unknown, meta: { offset: number }) => {
       this.received.push({ channel, data, offset: meta.offset });
     });
   }
 
-  static async open(url: string, transports?: ("polling" | "websocket")[], opts?: Record<string, unknown>): Promise<SioClient> {
+  static async open(
+    url: string,
+    transports?: ("polling" | "websocket")[],
+    opts?: Record<string, unknown>,
+  ): Promise<SioClient> {
     const c = new SioClient(url, transports, opts);
     await new Promise<void>((resolve, reject) => {
       c.socket.once("connect", () => resolve());

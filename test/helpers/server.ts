@@ -39,7 +39,9 @@ export class ServerProcess {
         return false;
       });
     });
-    createInterface({ input: this.child.stderr as NodeJS.ReadableStream }).on("line", (t) => this.stderr.push(t));
+    createInterface({ input: this.child.stderr as NodeJS.ReadableStream }).on("line", (t) =>
+      this.stderr.push(t),
+    );
   }
 
   get pid(): number {
@@ -80,13 +82,18 @@ export class ServerProcess {
     return this;
   }
 
-  async status(): Promise<{ workers: { id: number; pid: number; state: string; stats: unknown }[] } & Record<string, unknown>> {
+  async status(): Promise<
+    { workers: { id: number; pid: number; state: string; stats: unknown }[] } & Record<string, unknown>
+  > {
     const res = await fetch(`http://127.0.0.1:${this.adminPort}/status`);
     return (await res.json()) as never;
   }
 
   async publish(channel: string, data: unknown): Promise<{ ok: boolean; offset: number }> {
-    const res = await fetch(`${this.url}/api/publish`, { method: "POST", body: JSON.stringify({ channel, data }) });
+    const res = await fetch(`${this.url}/api/publish`, {
+      method: "POST",
+      body: JSON.stringify({ channel, data }),
+    });
     if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${await res.text()}`);
     return (await res.json()) as { ok: boolean; offset: number };
   }
@@ -115,7 +122,10 @@ export async function startServer(args: string[] = [], env: NodeJS.ProcessEnv = 
 }
 
 /** Runs the CLI to completion (e.g. check-config or an invalid start) and returns its exit code and output. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
   let stdout = "";
   let stderr = "";
@@ -134,11 +144,15 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` until it returns a truthy value or the time runs out. */
-export async function until<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+export async function until<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<Exclude<T, null | undefined | false | 0 | "">> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as Exclude<T, null | undefined | false | 0 | "">;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }

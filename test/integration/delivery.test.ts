@@ -24,31 +24,53 @@ describe("delivery across workers", () => {
   });
 
   it("spreads connections over every worker", async () => {
-    const status = await until(async () => {
-      const s = await server.status();
-      const counts = s.workers.map((w) => w.stats as { rawConnections: number; sioConnections: number } | null);
-      return counts.every((c) => c && c.rawConnections + c.sioConnections > 0) ? s : null;
-    }, 5000, "every worker to report connections");
+    const status = await until(
+      async () => {
+        const s = await server.status();
+        const counts = s.workers.map(
+          (w) => w.stats as { rawConnections: number; sioConnections: number } | null,
+        );
+        return counts.every((c) => c && c.rawConnections + c.sioConnections > 0) ? s : null;
+      },
+      5000,
+      "every worker to report connections",
+    );
     assert.equal(status.workers.length, 3);
   });
 
   it("delivers an HTTP publish to every raw and Socket.IO subscriber exactly once, in order", async () => {
-    for (const c of raw) assert.deepEqual(await c.subscribe("news"), { type: "ack", id: c.frames.at(-1)?.id });
+    for (const c of raw)
+      assert.deepEqual(await c.subscribe("news"), { type: "ack", id: c.frames.at(-1)?.id });
     for (const c of sio) assert.deepEqual(await c.subscribe("news"), { ok: true });
     const offsets: number[] = [];
     for (let i = 0; i < 20; i++) offsets.push((await server.publish("news", { i })).offset);
-    assert.deepEqual(offsets, Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     for (const c of raw) {
       const got = await c.waitForMessages("news", 20);
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(c.messages("news").length, 20, "no duplicates");
-      assert.deepEqual(got.map((m) => (m.data as { i: number }).i), [...Array(20).keys()]);
-      assert.deepEqual(got.map((m) => m.offset), offsets);
+      assert.deepEqual(
+        got.map((m) => (m.data as { i: number }).i),
+        [...Array(20).keys()],
+      );
+      assert.deepEqual(
+        got.map((m) => m.offset),
+        offsets,
+      );
     }
     for (const c of sio) {
       const got = await c.waitForMessages("news", 20);
-      assert.deepEqual(got.map((m) => (m.data as { i: number }).i), [...Array(20).keys()]);
-      assert.deepEqual(got.map((m) => m.offset), offsets);
+      assert.deepEqual(
+        got.map((m) => (m.data as { i: number }).i),
+        [...Array(20).keys()],
+      );
+      assert.deepEqual(
+        got.map((m) => m.offset),
+        offsets,
+      );
     }
   });
 
@@ -61,24 +83,35 @@ describe("delivery across workers", () => {
     assert.equal(res.status, 200);
     assert.deepEqual(body.offsets, [21, 22, 23]);
     const got = await raw[5]?.waitForMessages("news", 23);
-    assert.deepEqual(got?.slice(20).map((m) => m.data), [1, 2, 3]);
+    assert.deepEqual(
+      got?.slice(20).map((m) => m.data),
+      [1, 2, 3],
+    );
   });
 
   it("delivers client publishes from both protocols to both protocols, ordered per publisher", async () => {
     for (const c of raw) await c.subscribe("chat:room");
     for (const c of sio) await c.subscribe("chat:room");
     const publisher = raw[0] as RawClient;
-    for (let i = 0; i < 10; i++) publisher.send({ type: "publish", channel: "chat:room", data: { from: "raw", i } });
+    for (let i = 0; i < 10; i++)
+      publisher.send({ type: "publish", channel: "chat:room", data: { from: "raw", i } });
     const sioPublisher = sio[4] as SioClient;
     for (let i = 0; i < 10; i++) {
       const ack = await sioPublisher.socket.emitWithAck("publish", "chat:room", { from: "sio", i });
       assert.equal(ack.ok, true);
     }
     for (const c of [...raw, ...sio]) {
-      const got = c instanceof RawClient ? await c.waitForMessages("chat:room", 20) : await c.waitForMessages("chat:room", 20);
+      const got =
+        c instanceof RawClient
+          ? await c.waitForMessages("chat:room", 20)
+          : await c.waitForMessages("chat:room", 20);
       const data = got.map((m) => m.data as { from: string; i: number });
       for (const from of ["raw", "sio"]) {
-        assert.deepEqual(data.filter((d) => d.from === from).map((d) => d.i), [...Array(10).keys()], `${from} order`);
+        assert.deepEqual(
+          data.filter((d) => d.from === from).map((d) => d.i),
+          [...Array(10).keys()],
+          `${from} order`,
+        );
       }
     }
   });
@@ -96,7 +129,10 @@ describe("delivery across workers", () => {
     const c = await RawClient.open(server.wsUrl);
     assert.equal((await c.subscribe("news", 21)).type, "ack");
     const replayed = await c.waitForMessages("news", 3);
-    assert.deepEqual(replayed.map((m) => m.offset), [22, 23, 24]);
+    assert.deepEqual(
+      replayed.map((m) => m.offset),
+      [22, 23, 24],
+    );
     c.close();
     const s2 = await startServer(["--workers", "1", "--history-size", "2"]);
     try {
@@ -105,9 +141,15 @@ describe("delivery across workers", () => {
       const reply = await d.subscribe("h", 1);
       assert.equal(reply.type, "error");
       assert.equal(reply.code, "history_gap");
-      assert.deepEqual((await d.waitForMessages("h", 2)).map((m) => m.data), [3, 4]);
+      assert.deepEqual(
+        (await d.waitForMessages("h", 2)).map((m) => m.data),
+        [3, 4],
+      );
       await s2.publish("h", 5);
-      assert.deepEqual((await d.waitForMessages("h", 3)).map((m) => m.offset), [4, 5, 6]);
+      assert.deepEqual(
+        (await d.waitForMessages("h", 3)).map((m) => m.offset),
+        [4, 5, 6],
+      );
       d.close();
     } finally {
       await s2.stop();
@@ -126,6 +168,9 @@ describe("delivery across workers", () => {
       body: JSON.stringify({ room: "news", event: "custom", args: [{ hello: "room" }] }),
     });
     assert.equal(emit.status, 200);
-    assert.deepEqual(await Promise.all(got), sio.map(() => ({ hello: "room" })));
+    assert.deepEqual(
+      await Promise.all(got),
+      sio.map(() => ({ hello: "room" })),
+    );
   });
 });

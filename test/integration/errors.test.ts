@@ -16,7 +16,16 @@ describe("bad input gets a documented error and loses nothing", () => {
   let c: RawClient;
 
   before(async () => {
-    server = await startServer(["--workers", "2", "--max-payload", "1024", "--max-subscriptions", "3", "--client-rate", "50"]);
+    server = await startServer([
+      "--workers",
+      "2",
+      "--max-payload",
+      "1024",
+      "--max-subscriptions",
+      "3",
+      "--client-rate",
+      "50",
+    ]);
     c = await RawClient.open(server.wsUrl);
   });
   after(async () => {
@@ -77,10 +86,13 @@ describe("bad input gets a documented error and loses nothing", () => {
       return [res.status, ((await res.json()) as { error?: { code: string } }).error?.code];
     };
     assert.deepEqual(await post("{oops"), [400, "bad_request"]);
-    assert.deepEqual(await post(JSON.stringify({ channel: "" , data: 1 })), [400, "invalid_channel"]);
+    assert.deepEqual(await post(JSON.stringify({ channel: "", data: 1 })), [400, "invalid_channel"]);
     assert.deepEqual(await post(JSON.stringify({ channel: "a" })), [400, "bad_request"]);
     assert.deepEqual(await post(JSON.stringify({ messages: [] })), [400, "bad_request"]);
-    assert.deepEqual(await post(JSON.stringify({ channel: "a", data: "x".repeat(2000) })), [413, "too_large"]);
+    assert.deepEqual(await post(JSON.stringify({ channel: "a", data: "x".repeat(2000) })), [
+      413,
+      "too_large",
+    ]);
     assert.deepEqual(await post("x".repeat(3 * 1024 * 1024)), [413, "too_large"]);
     const notFound = await fetch(`${server.url}/nope`);
     assert.equal(notFound.status, 404);
@@ -96,11 +108,22 @@ describe("bad input gets a documented error and loses nothing", () => {
 
   it("counts errors by code in /metrics", async () => {
     const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
-    for (const code of ["bad_request", "unknown_type", "invalid_channel", "forbidden", "too_large", "rate_limited"]) {
-      await until(async () => {
-        const t = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
-        return new RegExp(`switchboard_errors_total\\{[^}]*code="${code}"[^}]*\\} [1-9]`).test(t);
-      }, 3000, `metric for ${code}`);
+    for (const code of [
+      "bad_request",
+      "unknown_type",
+      "invalid_channel",
+      "forbidden",
+      "too_large",
+      "rate_limited",
+    ]) {
+      await until(
+        async () => {
+          const t = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+          return new RegExp(`switchboard_errors_total\\{[^}]*code="${code}"[^}]*\\} [1-9]`).test(t);
+        },
+        3000,
+        `metric for ${code}`,
+      );
     }
     assert.match(text, /switchboard_connections\{/);
   });
@@ -116,7 +139,10 @@ describe("authentication", () => {
         ws.once("open", () => resolve(101));
       });
       assert.equal(status, 401);
-      const token = hs256({ sub: "u1", channels: ["news", "team:*"], exp: Math.floor(Date.now() / 1000) + 60 }, "s3cret");
+      const token = hs256(
+        { sub: "u1", channels: ["news", "team:*"], exp: Math.floor(Date.now() / 1000) + 60 },
+        "s3cret",
+      );
       const c = await RawClient.open(`${server.wsUrl}?token=${token}`);
       assert.equal((await c.subscribe("news")).type, "ack");
       assert.equal((await c.subscribe("team:7")).type, "ack");
@@ -124,7 +150,10 @@ describe("authentication", () => {
       c.close();
       const bearer = await RawClient.open(server.wsUrl, { headers: { authorization: `Bearer ${token}` } });
       bearer.close();
-      await assert.rejects(SioClient.open(server.url, ["websocket"], { auth: { token: "bad" } }), /invalid token/);
+      await assert.rejects(
+        SioClient.open(server.url, ["websocket"], { auth: { token: "bad" } }),
+        /invalid token/,
+      );
       const s = await SioClient.open(server.url, ["websocket"], { auth: { token } });
       assert.equal((await s.subscribe("secret")).error?.code, "forbidden");
       s.close();
@@ -137,7 +166,11 @@ describe("authentication", () => {
     const server = await startServer(["--workers", "1", "--api-key", "k1"]);
     try {
       const post = (headers: Record<string, string>) =>
-        fetch(`${server.url}/api/publish`, { method: "POST", headers, body: JSON.stringify({ channel: "a", data: 1 }) });
+        fetch(`${server.url}/api/publish`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ channel: "a", data: 1 }),
+        });
       assert.equal((await post({})).status, 401);
       assert.equal((await post({ authorization: "Bearer nope" })).status, 403);
       assert.equal((await post({ authorization: "Bearer k1" })).status, 200);
@@ -171,8 +204,12 @@ describe("slow consumers", () => {
       await slow.subscribe("firehose");
       await healthy.subscribe("firehose");
       const payload = "x".repeat(16 * 1024);
-      const body = JSON.stringify({ messages: Array.from({ length: 10 }, () => ({ channel: "firehose", data: payload })) });
-      const rss = async () => ((await server.status()).workers[0]?.stats as { rssBytes: number }).rssBytes;
+      const body = JSON.stringify({
+        messages: Array.from({ length: 10 }, () => ({ channel: "firehose", data: payload })),
+      });
+      const rssOf = (s: { workers: { stats: unknown }[] }) =>
+        (s.workers[0]?.stats as { rssBytes: number } | null)?.rssBytes ?? 0;
+      const rss = async () => rssOf(await server.status());
       const burst = async (expected: number) => {
         for (let i = 0; i < 800; i++) await fetch(`${server.url}/api/publish`, { method: "POST", body });
         await healthy.waitForMessages("firehose", expected, 30_000);
@@ -183,11 +220,15 @@ describe("slow consumers", () => {
       const rssBefore = await rss();
       (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
       await burst(16000);
-      const status = await until(async () => {
-        const s = await server.status();
-        return (s.totals as { slowConsumers: number }).slowConsumers === 1 ? s : null;
-      }, 5000, "slow consumer counted");
-      const grown = (status.workers[0]?.stats as { rssBytes: number }).rssBytes - rssBefore;
+      const status = await until(
+        async () => {
+          const s = await server.status();
+          return (s.totals as { slowConsumers: number }).slowConsumers === 1 ? s : null;
+        },
+        5000,
+        "slow consumer counted",
+      );
+      const grown = rssOf(status) - rssBefore;
       // 8000 x 16 KiB = 128 MiB went out while the slow reader read nothing; an unbounded queue would keep it all.
       assert.ok(grown < 48 * 1024 * 1024, `worker RSS grew by ${grown} bytes`);
       (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
@@ -217,7 +258,9 @@ describe("configuration errors", () => {
     const { tmpdir } = await import("node:os");
     const dir = mkdtempSync(`${tmpdir()}/sb-`);
     writeFileSync(`${dir}/c.json`, JSON.stringify({ port: 7000, instance: "file", workers: 3 }));
-    const r = await runCli(["check-config", "--config", `${dir}/c.json`, "--port", "7001"], { INSTANCE: "env" });
+    const r = await runCli(["check-config", "--config", `${dir}/c.json`, "--port", "7001"], {
+      INSTANCE: "env",
+    });
     assert.equal(r.code, 0);
     const config = JSON.parse(r.stdout.replace("config ok: ", "")) as Record<string, unknown>;
     assert.deepEqual([config.port, config.instance, config.workers], [7001, "env", 3]);

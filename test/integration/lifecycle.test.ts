@@ -13,18 +13,33 @@ describe("supervision and lifecycle", () => {
     const server = await startServer(["--workers", "2", "--drain-timeout", "2000"]);
     const clients = [await RawClient.open(server.wsUrl), await RawClient.open(server.wsUrl)];
     for (const c of clients) await c.subscribe("k");
-    const status = await until(async () => {
-      const s = await server.status();
-      return s.workers.every((w) => (w.stats as { rawConnections: number } | null)?.rawConnections === 1) ? s : null;
-    }, 5000, "one client per worker");
+    const status = await until(
+      async () => {
+        const s = await server.status();
+        return s.workers.every((w) => (w.stats as { rawConnections: number } | null)?.rawConnections === 1)
+          ? s
+          : null;
+      },
+      5000,
+      "one client per worker",
+    );
     const victim = status.workers[0] as { id: number; pid: number };
     process.kill(victim.pid, "SIGKILL");
-    const survivors = await until(() => clients.filter((c) => c.closeCode === null).length === 1 && clients, 5000);
+    const survivors = await until(
+      () => clients.filter((c) => c.closeCode === null).length === 1 && clients,
+      5000,
+    );
     const survivor = survivors.find((c) => c.closeCode === null) as RawClient;
-    const replaced = await until(async () => {
-      const s = await server.status();
-      return s.workers.length === 2 && s.workers.every((w) => w.state === "ready" && w.id !== victim.id) ? s : null;
-    }, 10_000, "a replacement worker");
+    const replaced = await until(
+      async () => {
+        const s = await server.status();
+        return s.workers.length === 2 && s.workers.every((w) => w.state === "ready" && w.id !== victim.id)
+          ? s
+          : null;
+      },
+      10_000,
+      "a replacement worker",
+    );
     assert.equal(replaced.restarts, 1);
     await server.publish("k", "still here");
     assert.equal((await survivor.waitForMessages("k", 1))[0]?.data, "still here");
@@ -106,7 +121,10 @@ describe("supervision and lifecycle", () => {
     await loop;
     const after = (await server.status()).workers;
     assert.equal(after.length, 2);
-    assert.ok(after.every((w) => !before.includes(w.pid) && w.state === "ready"), "every worker was replaced");
+    assert.ok(
+      after.every((w) => !before.includes(w.pid) && w.state === "ready"),
+      "every worker was replaced",
+    );
     assert.ok(opened > 20, `connections kept opening (${opened})`);
     assert.equal(refused, 0);
     assert.equal(await server.stop(), 0);
@@ -117,20 +135,28 @@ describe("supervision and lifecycle", () => {
     const killed = new Set<number>();
     // Kill every worker as soon as it reports ready, five times: a real crash loop of the only slot.
     while (killed.size < 5) {
-      const s = await until(async () => {
-        const st = await server.status();
-        const w = st.workers.find((x) => x.state === "ready" && !killed.has(x.pid));
-        return w ? w : null;
-      }, 20_000, "a new worker");
+      const s = await until(
+        async () => {
+          const st = await server.status();
+          const w = st.workers.find((x) => x.state === "ready" && !killed.has(x.pid));
+          return w ? w : null;
+        },
+        20_000,
+        "a new worker",
+      );
       killed.add(s.pid);
       process.kill(s.pid, "SIGKILL");
     }
     await server.waitForLog((l) => l.crashLoop === true && l.level === 50);
-    const body = await until(async () => {
-      const res = await fetch(`${server.url}/ready`).catch(() => null);
-      const json = res ? ((await res.json()) as { crashLoop: boolean }) : null;
-      return json?.crashLoop ? json : null;
-    }, 5000, "crashLoop on /ready");
+    const body = await until(
+      async () => {
+        const res = await fetch(`${server.url}/ready`).catch(() => null);
+        const json = res ? ((await res.json()) as { crashLoop: boolean }) : null;
+        return json?.crashLoop ? json : null;
+      },
+      5000,
+      "crashLoop on /ready",
+    );
     assert.equal(body.crashLoop, true);
     await until(async () => (await readyStatus(server.url)) === 200, 20_000, "recovery");
     const c = await RawClient.open(server.wsUrl);

@@ -147,8 +147,9 @@ function stepsTables(runs: RunResult[]): string {
           fmt(s.p99Ms),
           fmt(s.maxMs),
           fmt(s.deliveriesPerSec),
-          fmt(s.clientCpuPct),
           fmt(s.serverCpuPct),
+          fmt(s.clientCpuPct),
+          fmt(s.otherCpuPct),
           s.sustained ? "yes" : `no${s.backlogGrowth ? " (backlog)" : ""}`,
         ]),
         0,
@@ -183,7 +184,7 @@ export function htmlReport(results: BenchResults): string {
 <html lang="en"><head><meta charset="utf-8"><title>Switchboard benchmark</title><style>${CSS}</style></head><body>
 <h1>Switchboard benchmark${meta.smoke ? " (smoke sizes)" : ""}</h1>
 <p>${escapeXml(meta.cpuModel)}, ${meta.cpus} cores, ${meta.memTotalMiB.toLocaleString("en-US")} MiB RAM, Linux ${escapeXml(meta.kernel)},
-Node ${escapeXml(meta.node)}. Run ${escapeXml(meta.startedAt)} → ${escapeXml(meta.finishedAt)}.</p>
+Node ${escapeXml(meta.node)}, load average ${meta.loadAverageAtStart.toFixed(2)} at start. Run ${escapeXml(meta.startedAt)} → ${escapeXml(meta.finishedAt)}.</p>
 <h2>Targets (issue 4)</h2>
 ${table(["figure", "target", "measured", "status"], targetRows, 9)}
 <h2>Figures</h2>

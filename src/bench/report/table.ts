@@ -56,15 +56,17 @@ export function cpuTable(results: BenchResults): string {
       `${r.scenario} ${r.server}/${r.protocol}`,
       `${fmt(r.clientCpuPct)} %`,
       `${fmt(r.serverCpuPct)} %`,
+      `${fmt(r.otherCpuPct)} %`,
     ]);
-  return markdown(["run", "load-client CPU (% of one core)", "server tree CPU (% of one core)"], rows);
+  return markdown(["run (CPU in % of one core)", "load clients", "server tree", "other processes"], rows);
 }
 
 export function fullReport(results: BenchResults): string {
   const m = results.meta;
   const failed = results.runs.filter((r) => !r.ok);
   return [
-    `Machine: ${m.cpuModel}, ${m.cpus} cores, ${m.memTotalMiB.toLocaleString("en-US")} MiB RAM, Linux ${m.kernel}, Node ${m.node}` +
+    `Machine: ${m.cpuModel}, ${m.cpus} cores, ${m.memTotalMiB.toLocaleString("en-US")} MiB RAM, Linux ${m.kernel}, Node ${m.node}, ` +
+      `load average ${m.loadAverageAtStart.toFixed(2)} at start` +
       (m.smoke ? " — SMOKE sizes, figures not meaningful" : ""),
     "",
     figuresTable(results),

@@ -22,7 +22,8 @@ export function runConnectRate(ctx: RunContext, protocol: Protocol): Promise<Sce
     const seconds = conn.elapsedMs / 1000;
     const perSec = conn.opened / Math.max(seconds, 0.001);
     ctx.progress.log(
-      `${ctx.tag}: ${fmt(conn.opened)} opened (${conn.failed} failed) in ${seconds.toFixed(2)} s = ${fmt(perSec)} connections/s`,
+      `${ctx.tag}: ${fmt(conn.opened)} opened (${conn.failed} failed) in ${seconds.toFixed(2)} s = ${fmt(perSec)} connections/s; ` +
+        `CPU: server ${fmt(usage.serverCpuPct)}%, clients ${fmt(usage.clientCpuPct)}%, other ${fmt(usage.otherCpuPct)}%`,
     );
     return {
       figures: { connPerSec: perSec, opened: conn.opened, failed: conn.failed, seconds },

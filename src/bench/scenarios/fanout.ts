@@ -56,7 +56,7 @@ function describe(r: StepResult): string {
   return (
     `${fmt(r.rate)} msgs/s: ${r.deliveredPct.toFixed(2)}% of ${fmt(r.expected)} delivered, ` +
     `p50 ${fmt(r.p50Ms)} / p99 ${fmt(r.p99Ms)} / max ${fmt(r.maxMs)} ms, ${fmt(r.deliveriesPerSec)} deliveries/s, ` +
-    `client CPU ${fmt(r.clientCpuPct)}%, server CPU ${fmt(r.serverCpuPct)}%` +
+    `CPU: server ${fmt(r.serverCpuPct)}%, clients ${fmt(r.clientCpuPct)}%, other ${fmt(r.otherCpuPct)}%` +
     (r.unpublished > 0 ? `, ${fmt(r.unpublished)} not published` : "") +
     (r.backlogGrowth ? ", backlog growing" : "") +
     (r.sustained ? "" : "  ✗ not sustained")
@@ -133,6 +133,7 @@ function summarize(steps: StepResult[], refRate: number, fanout: number): Scenar
     steps,
     clientCpuPct: Math.max(0, ...steps.map((r) => r.clientCpuPct)),
     serverCpuPct: Math.max(0, ...steps.map((r) => r.serverCpuPct)),
+    otherCpuPct: Math.max(0, ...steps.map((r) => r.otherCpuPct)),
     figures: {
       sustainedRate: best?.rate ?? 0,
       // 1 when even the last step was sustained: the true limit is higher than the rates tried.

@@ -8,4 +8,5 @@ export interface ScenarioOutcome {
   steps?: StepResult[];
   clientCpuPct?: number;
   serverCpuPct?: number;
+  otherCpuPct?: number;
 }

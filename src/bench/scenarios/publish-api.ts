@@ -24,7 +24,8 @@ export function runPublishApi(ctx: RunContext): Promise<ScenarioOutcome> {
     const perSec = (r.requests * 1000) / r.elapsedMs;
     ctx.progress.log(
       `${ctx.tag}: ${fmt(perSec)} publishes/s (${fmt(r.requests)} ok, ${r.non200} refused, ${r.errors} errors, ` +
-        `${fmt(r.connects)} TCP connections), p50 ${fmt(latency.percentile(0.5))} / p99 ${fmt(latency.percentile(0.99))} ms`,
+        `${fmt(r.connects)} TCP connections), p50 ${fmt(latency.percentile(0.5))} / p99 ${fmt(latency.percentile(0.99))} ms; ` +
+        `CPU: server ${fmt(usage.serverCpuPct)}%, clients ${fmt(usage.clientCpuPct)}%, other ${fmt(usage.otherCpuPct)}%`,
     );
     return {
       figures: {

@@ -7,7 +7,7 @@ import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
 import type { ConnectResult } from "../load/ipc-messages.js";
 import { LoadFleet } from "../load/load-fleet.js";
-import { treeCpuMs } from "../proc-tree.js";
+import { machineBusyMs, treeCpuMs } from "../proc-tree.js";
 import type { Progress } from "../progress.js";
 import { ServerProcess } from "../server-process.js";
 import type { ServerSpec } from "../server-specs.js";
@@ -44,7 +44,8 @@ export async function withSession<T>(
   } finally {
     await fleet.close();
     const code = await server?.stop(5000);
-    if (code !== 0 && code !== null && code !== undefined) ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
+    if (code !== 0 && code !== null && code !== undefined)
+      ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
   }
 }
 
@@ -75,12 +76,28 @@ export async function connectWithProgress(
   return result;
 }
 
-/** CPU used by the load clients and by the server tree between start() and read(), in % of one core. */
+export interface CpuUsage {
+  /** Load-client processes, in % of one core. */
+  clientCpuPct: number;
+  /** The server's process tree, in % of one core. */
+  serverCpuPct: number;
+  /** Everything else on the machine (not the bench, not the server), in % of one core: noise if high. */
+  otherCpuPct: number;
+}
+
+function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** CPU used between start() and read() by the load clients, the server tree, and the rest of the machine. */
 export class CpuMeter {
   readonly #s: Session;
   #t0 = 0;
   #client0 = 0;
   #server0 = 0;
+  #machine0 = 0;
+  #self0 = 0;
 
   constructor(s: Session) {
     this.#s = s;
@@ -89,14 +106,19 @@ export class CpuMeter {
   async start(): Promise<void> {
     this.#client0 = (await this.#s.fleet.status()).cpuMs;
     this.#server0 = treeCpuMs(this.#s.server.pid);
+    this.#machine0 = machineBusyMs();
+    this.#self0 = selfCpuMs();
     this.#t0 = performance.now();
   }
 
-  async read(): Promise<{ clientCpuPct: number; serverCpuPct: number }> {
+  async read(): Promise<CpuUsage> {
     const wall = Math.max(1, performance.now() - this.#t0);
     const client = (await this.#s.fleet.status()).cpuMs - this.#client0;
     const server = treeCpuMs(this.#s.server.pid) - this.#server0;
-    return { clientCpuPct: (100 * client) / wall, serverCpuPct: (100 * server) / wall };
+    const machine = machineBusyMs() - this.#machine0;
+    const other = Math.max(0, machine - client - server - (selfCpuMs() - this.#self0));
+    const pct = (ms: number) => (100 * ms) / wall;
+    return { clientCpuPct: pct(client), serverCpuPct: pct(server), otherCpuPct: pct(other) };
   }
 }
 

@@ -31,6 +31,7 @@ export interface StepInput {
   reports: StepReport[];
   clientCpuPct: number;
   serverCpuPct: number;
+  otherCpuPct: number;
 }
 
 export function toStepResult(input: StepInput): StepResult {
@@ -79,5 +80,6 @@ export function toStepResult(input: StepInput): StepResult {
       unpublished === 0,
     clientCpuPct: input.clientCpuPct,
     serverCpuPct: input.serverCpuPct,
+    otherCpuPct: input.otherCpuPct,
   };
 }

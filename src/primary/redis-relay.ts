@@ -1,0 +1,506 @@
+import { randomBytes } from "node:crypto";
+import type { Registry } from "prom-client";
+import { Counter, Gauge } from "prom-client";
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
+import type { ChannelHub } from "./channel-hub.js";
+import { type LinkState, RedisLink } from "./redis-link.js";
+import type { RedisNode } from "./redis-node.js";
+import { parseRedisTarget, type RedisTarget } from "./redis-options.js";
+import { ORIGIN_LENGTH, parseChannelMessage, RedisNames } from "./redis-wire.js";
+import type { Relay } from "./relay.js";
+import { ChannelOrder } from "./relay-order.js";
+import { SioRedisBridge } from "./sio-redis-bridge.js";
+import type { Supervisor } from "./supervisor.js";
+import type { WorkerBridge } from "./worker-bridge.js";
+
+/** How long start-up waits for Redis before serving anyway (messages stay local until it comes). */
+const START_TIMEOUT_MS = 3000;
+/** A channel nobody here wants stays subscribed this long, so subscribe/unsubscribe churn costs no round trips. */
+const LINGER_MS = 5000;
+/** A join that Redis has not confirmed by then lets its subscribers in anyway. */
+const JOIN_TIMEOUT_MS = 5000;
+/** An own message waits at most this long for an earlier message from another host that may still be coming. */
+const STALL_MS = 250;
+/** After the link is back, gaps found within this window still belong to the outage's report. */
+const SETTLE_MS = 1000;
+/** Gaps found outside an outage are reported at most this often. */
+const GAP_REPORT_MS = 10_000;
+
+type ChannelState = {
+  name: string;
+  redisChannel: string;
+  key: string;
+  order: ChannelOrder;
+  interested: boolean;
+  /** Subscribers here were let in: a later join counts what they missed. */
+  served: boolean;
+  /** The channel's offset was read from Redis since interest began: a baseline to count gaps against. */
+  synced: boolean;
+  waiters: (() => void)[];
+  joinTimer: NodeJS.Timeout | null;
+  lingerTimer: NodeJS.Timeout | null;
+  stallTimer: NodeJS.Timeout | null;
+};
+
+type Counts = { relayed: number; unrelayed: number; received: number; missed: number; echoes: number };
+
+type Outage = { startedAt: number; state: LinkState; reason: string; at: Counts & { sioUnrelayed: number } };
+
+export type RedisRelayDeps = {
+  config: Config;
+  hub: ChannelHub;
+  bridge: WorkerBridge;
+  supervisor: Supervisor;
+  log: Logger;
+};
+
+/**
+ * The cross-host relay (`--redis`): Redis sequences every channel (one counter per channel, INCR and PUBLISH in
+ * one script), this host subscribes only to channels its workers want, and messages reach local subscribers in
+ * offset order whether they were published here or elsewhere.
+ *
+ * Own messages are delivered from the script's reply and their echo on the subscription is dropped (only its
+ * offset is read, as a watermark). Own replies and other hosts' messages travel on the same connection (RedisNode),
+ * so they already arrive in offset order; ChannelOrder keeps it so across the promise turn a reply takes.
+ *
+ * Outage semantics: while a channel's node is unreachable, publishes on this host are sequenced by the local hub
+ * (offset = last offset seen here + 1) and delivered here only; they are counted as unrelayed and reported in one
+ * warning when the link is back. On rejoin each host raises the Redis counter to what it delivered, so offsets
+ * never go back on any host; messages other hosts sequenced that never reached this one are counted as missed.
+ * Offsets of different hosts may disagree for messages published during the outage.
+ */
+export class RedisRelay implements Relay {
+  readonly #d: RedisRelayDeps;
+  readonly #target: RedisTarget;
+  readonly #link: RedisLink;
+  readonly #names: RedisNames;
+  readonly #origin: string;
+  readonly #originBytes: Buffer;
+  readonly #sio: SioRedisBridge;
+  readonly #channels = new Map<string, ChannelState>();
+  readonly #counts: Counts = { relayed: 0, unrelayed: 0, received: 0, missed: 0, echoes: 0 };
+  #outage: Outage | null;
+  #outages = 0;
+  #settleTimer: NodeJS.Timeout | null = null;
+  #missedUnreported = 0;
+  readonly #gapReport: NodeJS.Timeout;
+  readonly #log: Logger;
+
+  constructor(d: RedisRelayDeps) {
+    this.#d = d;
+    const config = d.config;
+    this.#log = d.log.child({ module: "redis" });
+    this.#names = new RedisNames(config.redisPrefix);
+    this.#origin = randomBytes(9).toString("base64url");
+    this.#originBytes = Buffer.from(this.#origin, "latin1");
+    if (this.#originBytes.length !== ORIGIN_LENGTH) throw new Error("origin id length");
+    const target = parseRedisTarget(config.redis ?? "", config.redisCluster);
+    this.#target = target;
+    this.#outage = { startedAt: Date.now(), state: "connecting", reason: "starting", at: this.#snapshot() };
+    this.#link = new RedisLink(target, {
+      name: `switchboard:${config.instance}:${process.pid}`,
+      log: this.#log,
+      hooks: {
+        message: (channel, payload) => this.#onMessage(channel, payload),
+        subscribed: (node, channels) => this.#onSubscribed(node, channels),
+        lost: (channels) => this.#onLost(channels),
+        state: (state, reason) => this.#onState(state, reason),
+      },
+    });
+    this.#sio = new SioRedisBridge({
+      link: this.#link,
+      names: this.#names,
+      origin: this.#originBytes,
+      supervisor: d.supervisor,
+      log: this.#log,
+    });
+    d.hub.interestListener = (channel, interested) => this.#interest(channel, interested);
+    this.#gapReport = setInterval(() => this.#reportGaps(), GAP_REPORT_MS);
+    this.#gapReport.unref();
+  }
+
+  /** Connects (waiting up to a few seconds, so the first workers' Socket.IO heartbeats already cross hosts). */
+  async start(): Promise<void> {
+    await this.#link.start(START_TIMEOUT_MS);
+    if (this.#link.state !== "up") {
+      this.#log.warn(
+        { redis: this.#target.display, state: this.#link.state },
+        "redis not reachable yet: messages are delivered on this host only until it is",
+      );
+    }
+  }
+
+  publish(messages: readonly [channel: string, dataJson: string][], done: (offsets: number[]) => void): void {
+    const offsets = new Array<number>(messages.length);
+    let left = messages.length;
+    if (left === 0) return done(offsets);
+    messages.forEach(([channel, dataJson], i) => {
+      const st = this.#state(channel);
+      const own = st.order.own(dataJson, (offset) => {
+        offsets[i] = offset;
+        left -= 1;
+        if (left === 0) done(offsets);
+      });
+      const settle = (offset: number | null, err?: Error) => {
+        if (offset === null) {
+          this.#counts.unrelayed += 1;
+          if (err) this.#log.debug({ err, channel }, "publish script failed: delivered on this host only");
+        } else this.#counts.relayed += 1;
+        st.order.settle(own, offset);
+        this.#settled(st);
+      };
+      const node = this.#link.nodeFor(st.redisChannel);
+      if (!node) settle(null);
+      else node.publishMessage(st.redisChannel, st.key, this.#origin, dataJson, st.order.floor, settle);
+    });
+  }
+
+  whenSubscribed(channel: string, ready: () => void): void {
+    const st = this.#channels.get(channel);
+    if (st?.order.phase === "held") st.waiters.push(ready);
+    else {
+      if (st) st.served = true;
+      ready();
+    }
+  }
+
+  #state(channel: string): ChannelState {
+    let st = this.#channels.get(channel);
+    if (st) return st;
+    const { hub, bridge } = this.#d;
+    st = {
+      name: channel,
+      redisChannel: this.#names.messageChannel(channel),
+      key: this.#names.sequenceKey(channel),
+      order: new ChannelOrder(
+        {
+          deliver: (offset, dataJson) => bridge.deliver(channel, offset, dataJson),
+          advance: (offset) => hub.advance(channel, offset),
+          missed: (count) => {
+            this.#counts.missed += count;
+            this.#missedUnreported += count;
+          },
+        },
+        hub.lastOffset(channel),
+        "free",
+      ),
+      interested: false,
+      served: false,
+      synced: false,
+      waiters: [],
+      joinTimer: null,
+      lingerTimer: null,
+      stallTimer: null,
+    };
+    this.#channels.set(channel, st);
+    return st;
+  }
+
+  /** The hub's interest changed: subscribe in Redis on the first interested worker, leave after the last. */
+  #interest(channel: string, interested: boolean): void {
+    const st = this.#state(channel);
+    st.interested = interested;
+    if (interested) {
+      if (st.lingerTimer) {
+        clearTimeout(st.lingerTimer);
+        st.lingerTimer = null;
+        return;
+      }
+      this.#link.subscribe(st.redisChannel);
+      if (this.#link.reachable(st.redisChannel)) this.#hold(st);
+      return;
+    }
+    st.lingerTimer ??= setTimeout(() => {
+      st.lingerTimer = null;
+      if (st.interested) return;
+      this.#link.unsubscribe(st.redisChannel);
+      st.served = false;
+      st.synced = false;
+      this.#free(st);
+    }, LINGER_MS);
+  }
+
+  #hold(st: ChannelState): void {
+    st.order.hold();
+    st.joinTimer ??= setTimeout(() => {
+      st.joinTimer = null;
+      if (st.order.phase !== "held") return;
+      this.#log.warn({ channel: st.name }, "redis subscription not confirmed in time: subscribers let in");
+      this.#free(st);
+    }, JOIN_TIMEOUT_MS);
+  }
+
+  #free(st: ChannelState): void {
+    st.order.free();
+    this.#letIn(st);
+    this.#settled(st);
+  }
+
+  #letIn(st: ChannelState): void {
+    if (st.joinTimer) {
+      clearTimeout(st.joinTimer);
+      st.joinTimer = null;
+    }
+    if (st.waiters.length > 0) st.served = true;
+    const waiters = st.waiters;
+    st.waiters = [];
+    for (const ready of waiters) ready();
+  }
+
+  /** Subscriptions confirmed on `node`: read each channel's offset there (after every message before it), then deliver. */
+  #onSubscribed(node: RedisNode, redisChannels: string[]): void {
+    for (const redisChannel of redisChannels) {
+      const name = this.#names.channelOf(redisChannel);
+      const st = name === null ? undefined : this.#channels.get(name);
+      if (!st || (!st.interested && !st.lingerTimer)) continue;
+      this.#hold(st);
+      node.sync(st.key, st.order.floor, (base, err) => {
+        if (st.order.phase !== "held") return;
+        if (base === null) {
+          this.#log.debug(
+            { err, channel: st.name },
+            "join script failed: channel delivered unordered until rejoin",
+          );
+          return this.#free(st);
+        }
+        // Without a baseline (subscribers let in while Redis was unreachable) nothing can be counted yet.
+        st.order.release(base, st.served && st.synced);
+        st.synced = true;
+        this.#letIn(st);
+        this.#settled(st);
+      });
+    }
+  }
+
+  #onLost(redisChannels: string[]): void {
+    for (const redisChannel of redisChannels) {
+      const name = this.#names.channelOf(redisChannel);
+      const st = name === null ? undefined : this.#channels.get(name);
+      if (st) this.#free(st);
+    }
+  }
+
+  #onMessage(channel: Buffer, payload: Buffer): void {
+    const redisChannel = channel.toString("latin1");
+    const name = this.#names.channelOf(redisChannel);
+    if (name === null) {
+      if (this.#sio.owns(redisChannel)) this.#sio.fromRedis(payload);
+      return;
+    }
+    const st = this.#channels.get(name);
+    if (!st) return;
+    const m = parseChannelMessage(payload, this.#originBytes);
+    if (!m) return this.#log.debug({ channel: name }, "malformed message from redis dropped");
+    if (m.own) {
+      this.#counts.echoes += 1;
+      st.order.echo(m.offset);
+    } else {
+      this.#counts.received += 1;
+      st.order.remote(m.offset, m.dataJson as string);
+    }
+    this.#settled(st);
+  }
+
+  /** After the order moved: wait (bounded) for a gap that may still fill, forget idle channels nobody wants. */
+  #settled(st: ChannelState): void {
+    if (st.order.stalled) {
+      st.stallTimer ??= setTimeout(() => {
+        st.stallTimer = null;
+        st.order.unstall();
+        this.#settled(st);
+      }, STALL_MS);
+    } else if (st.stallTimer) {
+      clearTimeout(st.stallTimer);
+      st.stallTimer = null;
+    }
+    if (!st.interested && !st.lingerTimer && st.order.idle && st.waiters.length === 0) {
+      this.#channels.delete(st.name);
+    }
+  }
+
+  #snapshot(): Counts & { sioUnrelayed: number } {
+    return { ...this.#counts, sioUnrelayed: this.#sio?.counters.unrelayed ?? 0 };
+  }
+
+  #onState(state: LinkState, reason: string): void {
+    if (state === "up") {
+      if (this.#outage) this.#settleOutage();
+      return;
+    }
+    if (this.#settleTimer) {
+      clearTimeout(this.#settleTimer);
+      this.#settleTimer = null;
+    }
+    if (this.#outage) {
+      this.#outage.state = state;
+      return;
+    }
+    this.#outages += 1;
+    this.#outage = { startedAt: Date.now(), state, reason, at: this.#snapshot() };
+    this.#log.warn(
+      { state, reason },
+      "redis link down: messages are delivered on this host only, other hosts' messages do not arrive",
+    );
+  }
+
+  /** The link is up: once every channel has rejoined (and a short settle), report the outage in one line. */
+  #settleOutage(): void {
+    if (this.#settleTimer) return;
+    const check = () => {
+      this.#settleTimer = null;
+      if (!this.#outage || this.#link.state !== "up") return;
+      const joining = [...this.#channels.values()].filter((s) => s.order.phase === "held").length;
+      if (joining > 0) {
+        this.#settleTimer = setTimeout(check, 100);
+        return;
+      }
+      this.#settleTimer = setTimeout(() => this.#endOutage(), SETTLE_MS);
+    };
+    this.#settleTimer = setTimeout(check, 0);
+  }
+
+  #endOutage(): void {
+    this.#settleTimer = null;
+    const outage = this.#outage;
+    if (!outage || this.#link.state !== "up") return;
+    this.#outage = null;
+    const now = this.#snapshot();
+    const report = {
+      outageMs: Date.now() - outage.startedAt,
+      unrelayed: now.unrelayed - outage.at.unrelayed,
+      missed: now.missed - outage.at.missed,
+      sioUnrelayed: now.sioUnrelayed - outage.at.sioUnrelayed,
+      subscriptions: this.#link.liveSubscriptions,
+    };
+    this.#missedUnreported = 0;
+    const lost = report.unrelayed + report.missed + report.sioUnrelayed > 0;
+    if (outage.reason === "starting" && !lost) this.#log.info(this.#link.status(), "redis link up");
+    else
+      this.#log[lost ? "warn" : "info"](
+        report,
+        lost
+          ? "redis link restored: unrelayed messages reached this host only, missed ones never reached it"
+          : "redis link restored: nothing lost",
+      );
+  }
+
+  #reportGaps(): void {
+    if (this.#outage || this.#missedUnreported === 0) return;
+    this.#log.warn(
+      { missed: this.#missedUnreported },
+      "redis relay: messages from other hosts never arrived",
+    );
+    this.#missedUnreported = 0;
+  }
+
+  /** For /health on the public port: the link's state, without detail. */
+  health(): { state: LinkState; since: string } {
+    const s = this.#link.status();
+    return { state: this.#link.state, since: s.since as string };
+  }
+
+  status(): Record<string, unknown> {
+    let held = 0;
+    let stale = 0;
+    for (const st of this.#channels.values()) {
+      if (st.order.phase === "held") held += 1;
+      stale += st.order.stale;
+    }
+    return {
+      ...this.#link.status(),
+      origin: this.#origin,
+      outages: this.#outages,
+      outageSince: this.#outage ? new Date(this.#outage.startedAt).toISOString() : null,
+      channels: this.#channels.size,
+      joining: held,
+      ...this.#counts,
+      stale,
+      socketio: { ...this.#sio.counters },
+    };
+  }
+
+  registerMetrics(registry: Registry): void {
+    const counts = this.#counts;
+    const sio = this.#sio.counters;
+    const link = this.#link;
+    new Gauge({
+      name: "switchboard_redis_link_up",
+      help: "1 while every Redis node this host uses is reachable",
+      registers: [registry],
+      collect() {
+        this.set(link.state === "up" ? 1 : 0);
+      },
+    });
+    const counter = (name: string, help: string, value: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(value());
+        },
+      });
+    counter("switchboard_redis_outages_total", "Times the Redis link went down", () => this.#outages);
+    counter(
+      "switchboard_redis_relayed_total",
+      "Messages published here and sequenced by Redis",
+      () => counts.relayed,
+    );
+    counter(
+      "switchboard_redis_unrelayed_total",
+      "Messages published here while Redis was unreachable: delivered on this host only",
+      () => counts.unrelayed,
+    );
+    counter(
+      "switchboard_redis_received_total",
+      "Messages from other hosts received through Redis",
+      () => counts.received,
+    );
+    counter(
+      "switchboard_redis_missed_total",
+      "Messages other hosts published on channels subscribed here that never arrived (outages)",
+      () => counts.missed,
+    );
+    counter(
+      "switchboard_redis_echoes_total",
+      "This host's own messages back from Redis, dropped",
+      () => counts.echoes,
+    );
+    counter(
+      "switchboard_redis_sio_relayed_total",
+      "Socket.IO adapter messages sent to other hosts",
+      () => sio.relayed,
+    );
+    counter(
+      "switchboard_redis_sio_received_total",
+      "Socket.IO adapter messages received from other hosts",
+      () => sio.received,
+    );
+    counter(
+      "switchboard_redis_sio_unrelayed_total",
+      "Socket.IO adapter messages that could not be sent to other hosts",
+      () => sio.unrelayed,
+    );
+    new Gauge({
+      name: "switchboard_redis_subscriptions",
+      help: "Redis channels this host is subscribed to",
+      registers: [registry],
+      collect() {
+        this.set(link.liveSubscriptions);
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#gapReport);
+    if (this.#settleTimer) clearTimeout(this.#settleTimer);
+    for (const st of this.#channels.values()) {
+      for (const t of [st.joinTimer, st.lingerTimer, st.stallTimer]) if (t) clearTimeout(t);
+    }
+    this.#d.hub.interestListener = null;
+    this.#sio.close();
+    await this.#link.close();
+  }
+}

@@ -1,0 +1,41 @@
+import { request } from "node:http";
+import { type ServerProcess, startServer } from "./server.js";
+
+/** Starts `count` Switchboard instances that share Redis, as separate hosts would (own ports, same bus). */
+export async function startHosts(count: number, redisArgs: string[], workers = 2): Promise<ServerProcess[]> {
+  const hosts: ServerProcess[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      hosts.push(await startServer(["--workers", String(workers), "--instance", `host${i}`, ...redisArgs]));
+    }
+    return hosts;
+  } catch (err) {
+    await Promise.all(hosts.map((h) => h.stop("SIGKILL")));
+    throw err;
+  }
+}
+
+/** One sample of a Prometheus metric on a host's admin port (first series whose line starts with `name`). */
+export async function metric(host: ServerProcess, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${host.adminPort}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+  if (!line) throw new Error(`metric ${name} not found`);
+  return Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+/** GET on a fresh connection, so the primary answers it (as HAProxy's checks see it), not a kept-alive worker. */
+export function getFresh(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { connection: "close" } }, (res) => {
+      let text = "";
+      res.on("data", (d) => {
+        text += d;
+      });
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
+      );
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}

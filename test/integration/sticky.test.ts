@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { Agent, request } from "node:http";
+import { after, before, describe, it } from "node:test";
+import { RawClient, SioClient } from "../helpers/clients.js";
+import { type ServerProcess, startServer, until } from "../helpers/server.js";
+
+type Reply = { status: number; headers: Record<string, string | string[] | undefined>; body: string };
+
+function httpRequest(url: string, agent: Agent, method = "GET", body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent }, (res) => {
+      let text = "";
+      res.on("data", (d) => {
+        text += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Opens an Engine.IO long-polling session by hand and returns its sid. */
+async function openSession(base: string): Promise<string> {
+  const r = await httpRequest(`${base}/socket.io/?EIO=4&transport=polling`, new Agent());
+  return (JSON.parse(r.body.slice(1)) as { sid: string }).sid;
+}
+
+describe("sticky distribution (the faults of @socket.io/sticky, each checked)", () => {
+  let server: ServerProcess;
+  before(async () => {
+    // A short ping interval makes an idle long-poll GET return within a second.
+    server = await startServer(["--workers", "3", "--drain-timeout", "2000", "--ping-interval", "1000"]);
+  });
+  after(async () => {
+    assert.equal(await server.stop(), 0);
+  });
+
+  it("keeps long-polling-only clients sharing keep-alive connections on their own workers", async () => {
+    // Idle sockets are shared across sessions, which may live on different workers.
+    const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+    const errors: unknown[] = [];
+    const clients = await Promise.all(
+      Array.from({ length: 12 }, () => SioClient.open(server.url, ["polling"], { agent })),
+    );
+    for (const c of clients) c.socket.on("connect_error", (e) => errors.push(e));
+    for (const c of clients) assert.deepEqual(await c.subscribe("poll"), { ok: true });
+    await until(
+      async () => {
+        const s = await server.status();
+        return (
+          s.workers.filter((w) => (w.stats as { sioConnections: number } | null)?.sioConnections).length >= 2
+        );
+      },
+      5000,
+      "sessions on several workers",
+    );
+    for (let i = 0; i < 10; i++) await server.publish("poll", i);
+    for (const c of clients) {
+      const got = await c.waitForMessages("poll", 10, 10_000);
+      assert.deepEqual(
+        got.map((m) => m.data),
+        [...Array(10).keys()],
+      );
+    }
+    assert.deepEqual(errors, []);
+    for (const c of clients) assert.equal(c.socket.connected, true);
+    for (const c of clients) c.close();
+    agent.destroy();
+  });
+
+  it("answers a Socket.IO request on a reused keep-alive connection with 307 instead of 'Session ID unknown'", async () => {
+    const sids = await Promise.all(Array.from({ length: 3 }, () => openSession(server.url)));
+    const statuses: number[] = [];
+    for (const sid of sids) {
+      // A fresh kept-alive connection: first a publish (lands on some worker), then this session's poll.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const pub = await httpRequest(
+        `${server.url}/api/publish`,
+        agent,
+        "POST",
+        JSON.stringify({ channel: "x", data: 1 }),
+      );
+      assert.equal(pub.status, 200);
+      // Only Socket.IO requests close their connection: the publish API keeps it alive.
+      assert.equal(pub.headers.connection, "keep-alive");
+      const url = `${server.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+      let r = await httpRequest(url, agent);
+      statuses.push(r.status);
+      if (r.status === 307) {
+        assert.equal(r.headers.location, url.slice(server.url.length));
+        r = await httpRequest(url, new Agent());
+      }
+      assert.equal(r.status, 200, r.body);
+      assert.doesNotMatch(r.body, /Session ID unknown/);
+      agent.destroy();
+    }
+    assert.ok(statuses.includes(307), `a session lives on another worker (${statuses})`);
+  });
+
+  it("hands over a request whose body spans many TCP chunks without losing a byte", async () => {
+    const c = await RawClient.open(server.wsUrl);
+    await c.subscribe("big");
+    const data = "é".repeat(30_000); // 60 KB of UTF-8
+    await server.publish("big", data);
+    assert.equal((await c.waitForMessages("big", 1))[0]?.data, data);
+    c.close();
+  });
+
+  it("answers 503 instead of crashing while no worker is live", async () => {
+    const one = await startServer(["--workers", "1", "--drain-timeout", "1000"]);
+    try {
+      const [w] = (await one.status()).workers;
+      process.kill((w as { pid: number }).pid, "SIGKILL");
+      const seen = new Set<number>();
+      await until(
+        async () => {
+          const res = await fetch(`${one.url}/api/publish`, {
+            method: "POST",
+            body: JSON.stringify({ channel: "a", data: 1 }),
+          });
+          seen.add(res.status);
+          return res.status === 200;
+        },
+        10_000,
+        "the replacement worker",
+      );
+      assert.ok(seen.has(503), `saw ${[...seen]}`);
+      assert.equal(one.child.exitCode, null, "the primary is still running");
+    } finally {
+      await one.stop();
+    }
+  });
+});

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { channelProblem, parseClientMessage, requestIdOf } from "../../src/protocol/client-message.js";
+
+const parse = (frame: unknown) =>
+  parseClientMessage(typeof frame === "string" ? frame : JSON.stringify(frame), 32);
+
+describe("parseClientMessage", () => {
+  it("parses each request type and keeps the id", () => {
+    assert.deepEqual(parse({ type: "subscribe", channel: "news", id: 1 }), {
+      type: "subscribe",
+      channel: "news",
+      id: 1,
+    });
+    assert.deepEqual(parse({ type: "subscribe", channel: "news", since: 41 }), {
+      type: "subscribe",
+      channel: "news",
+      since: 41,
+    });
+    assert.deepEqual(parse({ type: "unsubscribe", channel: "news", id: "a" }), {
+      type: "unsubscribe",
+      channel: "news",
+      id: "a",
+    });
+    assert.deepEqual(parse({ type: "publish", channel: "chat:1", data: { t: 1 }, id: 4 }), {
+      type: "publish",
+      channel: "chat:1",
+      data: { t: 1 },
+      id: 4,
+    });
+    assert.deepEqual(parse({ type: "publish", channel: "c", data: null }), {
+      type: "publish",
+      channel: "c",
+      data: null,
+    });
+    assert.deepEqual(parse({ type: "ping", id: 5 }), { type: "ping", id: 5 });
+  });
+
+  it("answers each malformed frame with its code", () => {
+    assert.equal((parse("{") as { error: string }).error, "bad_request");
+    assert.equal((parse("[1]") as { error: string }).error, "bad_request");
+    assert.equal((parse({ channel: "x" }) as { error: string }).error, "bad_request");
+    assert.deepEqual(parse({ type: "jump", id: 7 }), {
+      error: "unknown_type",
+      message: 'unknown type "jump"; expected subscribe, unsubscribe, publish or ping',
+      id: 7,
+    });
+    assert.equal((parse({ type: "subscribe", channel: 5 }) as { error: string }).error, "invalid_channel");
+    assert.equal((parse({ type: "publish", channel: "c" }) as { error: string }).error, "bad_request");
+    assert.equal(
+      (parse({ type: "subscribe", channel: "c", since: 1.5 }) as { error: string }).error,
+      "bad_request",
+    );
+    assert.equal((parse({ type: "ping", id: { a: 1 } }) as { error: string }).error, "bad_request");
+  });
+
+  it("checks channel names", () => {
+    assert.equal(channelProblem("room:1/a.b@c=d_e-f", 32), null);
+    assert.match(channelProblem("", 32) ?? "", /non-empty/);
+    assert.match(channelProblem("a".repeat(33), 32) ?? "", /longer than 32/);
+    assert.match(channelProblem("a b", 32) ?? "", /may only contain/);
+  });
+
+  it("recovers the id of a frame rejected before parsing", () => {
+    assert.equal(requestIdOf('{"id":9,"pad":"x"}'), 9);
+    assert.equal(requestIdOf("{broken"), undefined);
+  });
+});

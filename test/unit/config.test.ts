@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { describe, it } from "node:test";
+import { type ConfigError, loadConfig, namespaceOf } from "../../src/config.js";
+
+describe("loadConfig", () => {
+  it("uses the documented defaults", () => {
+    const c = loadConfig({});
+    assert.equal(c.port, 8080);
+    assert.equal(c.host, "0.0.0.0");
+    assert.equal(c.workers, availableParallelism());
+    assert.equal(c.redis, null);
+    assert.equal(c.adminPort, 9090);
+    assert.equal(c.instance, "default");
+    assert.equal(c.drainTimeoutMs, 30000);
+    assert.equal(c.maxPayloadBytes, 65536);
+    assert.equal(c.maxBufferedBytes, 1024 * 1024);
+    assert.equal(c.wsCompression, false);
+    assert.ok(Object.isFrozen(c));
+  });
+
+  it("takes flag over environment over file over default", () => {
+    const dir = mkdtempSync(`${tmpdir()}/sb-config-`);
+    const file = `${dir}/c.json`;
+    writeFileSync(file, JSON.stringify({ port: 1, instance: "file", logLevel: "warn", workers: 3 }));
+    const c = loadConfig({ flags: { port: "3", config: file }, env: { PORT: "2", INSTANCE: "env" } });
+    assert.deepEqual([c.port, c.instance, c.logLevel, c.workers], [3, "env", "warn", 3]);
+  });
+
+  it("reports every problem at once, each naming flag, variable and value", () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          env: { PORT: "http", WORKERS: "-1", REDIS_URL: "localhost:6379", LOG_LEVEL: "chatty" },
+        }),
+      (err: ConfigError) => {
+        assert.equal(err.problems.length, 4);
+        assert.match(err.problems[0] ?? "", /^--port \(PORT\) = "http": /);
+        assert.ok(
+          err.problems.some((p) => p.startsWith('--redis (REDIS_URL) = "localhost:6379": expected redis://')),
+        );
+        assert.ok(err.problems.some((p) => p.startsWith('--log-level (LOG_LEVEL) = "chatty"')));
+        return true;
+      },
+    );
+  });
+
+  it("rejects contradictory settings", () => {
+    assert.throws(() => loadConfig({ env: { REDIS_CLUSTER: "true" } }), /needs --redis/);
+    assert.throws(() => loadConfig({ env: { JWT_SECRET: "a", JWT_PUBLIC_KEY: "b" } }), /set one, not both/);
+  });
+
+  it("parses booleans from the environment", () => {
+    assert.equal(loadConfig({ env: { WS_COMPRESSION: "1" } }).wsCompression, true);
+    assert.equal(loadConfig({ env: { WS_COMPRESSION: "false" } }).wsCompression, false);
+  });
+
+  it("finds a channel's namespace", () => {
+    assert.equal(namespaceOf("chat:1"), "chat");
+    assert.equal(namespaceOf("news"), "");
+  });
+});
