@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Writable } from "node:stream";
 import { describe, it } from "node:test";
-import ws from "ws";
+import * as ws from "ws";
 
 // ws exports its frame parser at run time; @types/ws does not declare it.
 const { Receiver } = ws as unknown as { Receiver: new (o: { isServer: boolean }) => Writable };
