@@ -249,7 +249,9 @@ describe("haproxy.cfg at run time (real haproxy, stub backends)", () => {
   });
 
   test("promote --status reports both colours and the active one", () => {
-    const res = spawnSync(path.join(REPO, "scripts", "promote"), ["--status", "--socket", paths.socket], { encoding: "utf8" });
+    const res = spawnSync(path.join(REPO, "scripts", "promote"), ["--status", "--socket", paths.socket], {
+      encoding: "utf8",
+    });
     assert.equal(res.status, 0, `${res.stdout}${res.stderr}`);
     assert.match(res.stdout, /switchboard\/blue maint\/DOWN/);
     assert.match(res.stdout, /switchboard\/green ready\/UP/);
@@ -258,13 +260,20 @@ describe("haproxy.cfg at run time (real haproxy, stub backends)", () => {
 });
 
 test("promote refuses bad usage with exit 2 and names the problem", () => {
-  const promote = (args: string[]) => spawnSync(path.join(REPO, "scripts", "promote"), args, { encoding: "utf8" });
+  const promote = (args: string[]) =>
+    spawnSync(path.join(REPO, "scripts", "promote"), args, { encoding: "utf8" });
   const cases: [string[], RegExp][] = [
     [[], /expected "blue", "green", --rollback, --status or --save-state, got ""/],
     [["purple"], /got "purple"/],
-    [["green", "--manager", "docker"], /--manager \(SWITCHBOARD_MANAGER\) = "docker": expected pm2, systemd or command/],
+    [
+      ["green", "--manager", "docker"],
+      /--manager \(SWITCHBOARD_MANAGER\) = "docker": expected pm2, systemd or command/,
+    ],
     [["green", "--blue-port", "9000", "--green-port", "9000"], /--blue-port and --green-port must differ/],
-    [["green", "--ready-timeout", "soon"], /SWITCHBOARD_READY_TIMEOUT_MS \/ flag = "soon": expected an integer/],
+    [
+      ["green", "--ready-timeout", "soon"],
+      /--ready-timeout \(SWITCHBOARD_READY_TIMEOUT_MS\) = "soon": expected a non-negative integer/,
+    ],
     [["--status", "extra"], /unexpected argument "extra"/],
   ];
   for (const [args, message] of cases) {
