@@ -76,5 +76,5 @@ export function runWorker(config: Config, workerId: number): void {
   // The primary going away (killed with SIGKILL) leaves nobody to route to us: stop too.
   process.on("disconnect", () => process.exit(0));
   bus.send({ tag: IPC_TAG, kind: "ready" });
-  log.debug("worker started");
+  log.info({ slot: process.env.SWITCHBOARD_WORKER_SLOT }, "worker started");
 }

@@ -164,4 +164,22 @@ describe("supervision and lifecycle", () => {
     c.close();
     assert.equal(await server.stop(), 0);
   });
+
+  it("terminates a peer that stops answering heartbeats and keeps the ones that answer", async () => {
+    const server = await startServer(["--workers", "1", "--ping-interval", "200"]);
+    const silent = await RawClient.open(server.wsUrl, { autoPong: false });
+    const lively = await RawClient.open(server.wsUrl);
+    let pings = 0;
+    silent.ws.on("ping", () => {
+      pings += 1;
+    });
+    const started = Date.now();
+    assert.equal(await silent.closed(10_000), 1006, "cut off without a close frame");
+    assert.ok(Date.now() - started < 5000, "by the server, within a few ping intervals");
+    assert.ok(pings >= 1);
+    assert.equal(lively.closeCode, null);
+    assert.equal((await lively.request({ type: "ping" })).type, "pong");
+    lively.close();
+    assert.equal(await server.stop(), 0);
+  });
 });
