@@ -84,6 +84,9 @@ const SMOKE: Partial<BenchConfig> = {
   concurrency: 50,
   publishConnections: 4,
   settleMs: 200,
+  // One worker and one client process: the smoke run checks that everything works, cheaply.
+  workers: 1,
+  clientProcesses: 1,
 };
 
 export const USAGE = `Usage: bench [flags]

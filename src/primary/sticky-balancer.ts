@@ -36,6 +36,18 @@ const HEAD_END = Buffer.from("\r\n\r\n");
 
 type Handle = { reading?: boolean; readStop?: () => number };
 
+/**
+ * A socket sent with its `server` set makes the worker track it in a list and send the primary a message
+ * when it closes (for `server.getConnections()`, which we do not use): memory and IPC per connection.
+ * Sent detached, it is a plain socket; the server's count is kept right by hand.
+ */
+function detachFromServer(socket: Socket): void {
+  const s = socket as unknown as { server: { _connections: number } | null; _server: unknown };
+  if (s.server) s.server._connections -= 1;
+  s.server = null;
+  s._server = null;
+}
+
 export class StickyBalancer {
   readonly #deps: BalancerDeps;
   readonly #sessions = new Map<string, number>();
@@ -121,6 +133,7 @@ export class StickyBalancer {
     }
     socket.setTimeout(0);
     socket.removeAllListeners("error");
+    detachFromServer(socket);
     this.#recent.set(worker.id, this.recentFor(worker.id) + 1);
     try {
       worker.send({ type: "sticky:connection", data: bytes }, socket, { keepOpen: false }, (err) => {

@@ -66,6 +66,9 @@ class LoadProcess {
       if (msg.ok) p.resolve(msg.result);
       else p.reject(new Error(msg.error));
     });
+    child.on("error", () => {
+      // A failed fork or IPC send; "exit" follows and fails what is pending.
+    });
     this.exited = new Promise((resolve) => {
       child.once("exit", (code) => {
         for (const p of this.#pending.values()) {
@@ -87,7 +90,12 @@ class LoadProcess {
         reject(new Error(`load client: ${command.cmd} timed out`));
       }, COMMAND_TIMEOUT_MS);
       this.#pending.set(id, { resolve: resolve as (r: LoadResult) => void, reject, timer });
-      this.child.send({ ...command, id });
+      this.child.send({ ...command, id }, (err) => {
+        if (!err) return;
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(err);
+      });
     });
   }
 }

@@ -19,9 +19,16 @@ const COLORS: Record<string, string> = {
 };
 
 const SERVER_LABEL = { switchboard: "Switchboard", baseline: "Socket.IO recipe", ws: "ws server" } as const;
+const SHORT_LABEL = { switchboard: "Switchboard", baseline: "recipe", ws: "ws server" } as const;
+const SHORT_PROTOCOL = { ws: "WS", sio: "SIO", http: "" } as const;
 
 function runName(r: RunResult): string {
   return `${SERVER_LABEL[r.server]} (${PROTOCOL_LABEL[r.protocol]})`;
+}
+
+/** Legend name: short enough for the chart's side column. */
+function shortName(r: RunResult): string {
+  return r.server === "ws" ? SHORT_LABEL.ws : `${SHORT_LABEL[r.server]} ${SHORT_PROTOCOL[r.protocol]}`.trim();
 }
 
 function colorOf(r: RunResult): string {
@@ -64,18 +71,18 @@ function fanoutCharts(runs: RunResult[], scenario: ScenarioId, title: string): s
     const steps = r.steps ?? [];
     const color = colorOf(r);
     latency.push({
-      name: `${runName(r)} p50`,
+      name: `${shortName(r)} p50`,
       color,
       points: steps.map((s) => [s.rate, s.p50Ms, s.sustained]),
     });
     latency.push({
-      name: `${runName(r)} p99`,
+      name: `${shortName(r)} p99`,
       color,
       dashed: true,
       points: steps.map((s) => [s.rate, s.p99Ms, s.sustained]),
     });
     deliveries.push({
-      name: runName(r),
+      name: shortName(r),
       color,
       points: steps.map((s) => [s.rate, s.deliveriesPerSec, s.sustained]),
     });
@@ -85,9 +92,10 @@ function fanoutCharts(runs: RunResult[], scenario: ScenarioId, title: string): s
     (a, b) => a - b,
   );
   deliveries.push({
-    name: "offered (rate × subscribers)",
+    name: "offered load",
     color: "#999",
     dashed: true,
+    markers: false,
     points: rates.map((x) => [x, x * fanout, true]),
   });
   return [

@@ -7,6 +7,8 @@ export interface Series {
   name: string;
   color: string;
   dashed?: boolean;
+  /** Draw point markers (default true). */
+  markers?: boolean;
   /** [x, y, filled]; hollow markers mark points that did not meet the bar (e.g. unsustained steps). */
   points: [number, number, boolean][];
 }
@@ -98,7 +100,7 @@ export function lineChart(o: LineChartOptions): string {
         .join("");
       parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}/>`);
     }
-    for (const p of pts) {
+    for (const p of s.markers === false ? [] : pts) {
       const fill = p[2] ? s.color : "#fff";
       parts.push(
         `<circle cx="${sx(p[0]).toFixed(1)}" cy="${sy(p[1]).toFixed(1)}" r="3.5" fill="${fill}" stroke="${s.color}">` +

@@ -58,7 +58,10 @@ export function cpuTable(results: BenchResults): string {
       `${fmt(r.serverCpuPct)} %`,
       `${fmt(r.otherCpuPct)} %`,
     ]);
-  return markdown(["run (CPU in % of one core)", "load clients", "server tree", "other processes"], rows);
+  return markdown(
+    ["CPU, % of one core (C, D: highest step)", "load clients", "server tree", "other processes"],
+    rows,
+  );
 }
 
 export function fullReport(results: BenchResults): string {

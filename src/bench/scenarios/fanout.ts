@@ -5,7 +5,6 @@
  */
 
 import { fmt } from "../format.js";
-import { epochMs } from "../histogram.js";
 import type { Protocol } from "../load/client-conn.js";
 import { LoadFleet } from "../load/load-fleet.js";
 import { RatePublisher } from "../rate-publisher.js";
@@ -94,7 +93,6 @@ export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShap
         const step = i + 1;
         const cpu = new CpuMeter(s);
         await cpu.start();
-        const startedAt = epochMs();
         ctx.progress.status(`${ctx.tag}: publishing ${fmt(rate)} msgs/s for ${config.durationS} s`);
         const scheduled = Math.max(1, Math.round((rate * durationMs) / 1000));
         const publish = await publisher.run({ step, rate, durationMs, channelOf });
@@ -103,7 +101,6 @@ export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShap
         const usage = await cpu.read();
         const result = toStepResult({
           rate,
-          startedAt,
           fanout,
           scheduled,
           publish,
@@ -131,9 +128,10 @@ function summarize(steps: StepResult[], refRate: number, fanout: number): Scenar
   const ref = steps.filter((r) => r.rate <= refRate).at(-1) ?? steps[0];
   return {
     steps,
-    clientCpuPct: Math.max(0, ...steps.map((r) => r.clientCpuPct)),
-    serverCpuPct: Math.max(0, ...steps.map((r) => r.serverCpuPct)),
-    otherCpuPct: Math.max(0, ...steps.map((r) => r.otherCpuPct)),
+    // CPU of the highest step: where the run broke, which shows who was the bottleneck.
+    clientCpuPct: steps.at(-1)?.clientCpuPct,
+    serverCpuPct: steps.at(-1)?.serverCpuPct,
+    otherCpuPct: steps.at(-1)?.otherCpuPct,
     figures: {
       sustainedRate: best?.rate ?? 0,
       // 1 when even the last step was sustained: the true limit is higher than the rates tried.

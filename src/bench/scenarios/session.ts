@@ -59,9 +59,10 @@ export async function connectWithProgress(
   const started = performance.now();
   const done = s.fleet.connect({ port: s.server.port, protocol, total, concurrency: ctx.config.concurrency });
   let finished = false;
-  void done.finally(() => {
+  const settle = () => {
     finished = true;
-  });
+  };
+  done.then(settle, settle);
   while (!finished) {
     await Promise.race([done.catch(() => undefined), sleep(250)]);
     if (finished) break;

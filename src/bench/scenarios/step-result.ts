@@ -21,8 +21,6 @@ export function isBacklogGrowing(firstP50: number, secondP50: number): boolean {
 
 export interface StepInput {
   rate: number;
-  /** Epoch ms when publishing of the step began. */
-  startedAt: number;
   /** Subscribers per published message. */
   fanout: number;
   scheduled: number;
@@ -38,12 +36,16 @@ export function toStepResult(input: StepInput): StepResult {
   const first = new Histogram();
   const second = new Histogram();
   let received = 0;
-  let lastAt = input.startedAt;
+  let lastAt = 0;
+  let firstAt = Number.POSITIVE_INFINITY;
   for (const r of input.reports) {
     first.merge(r.firstHalf);
     second.merge(r.secondHalf);
     received += r.received;
-    if (r.received > 0 && r.lastAt > lastAt) lastAt = r.lastAt;
+    if (r.received > 0) {
+      lastAt = Math.max(lastAt, r.lastAt);
+      firstAt = Math.min(firstAt, r.firstAt);
+    }
   }
   const all = Histogram.from(first.snapshot());
   all.merge(second);
@@ -56,8 +58,9 @@ export function toStepResult(input: StepInput): StepResult {
   const backlogGrowth = isBacklogGrowing(firstHalfP50Ms, secondHalfP50Ms);
   const p99Ms = all.percentile(0.99);
   const unpublished = input.scheduled - input.publish.published;
-  // Over at least the publishing time, so that a step's figure is not inflated by its last few messages.
-  const windowMs = Math.max(input.durationMs, lastAt - input.startedAt);
+  // From the first delivery to the last, plus one publish interval: equals the step's duration when the server
+  // keeps up (whatever its latency), and stretches when deliveries trail behind.
+  const windowMs = received > 0 ? lastAt - firstAt + 1000 / input.rate : input.durationMs;
   return {
     rate: input.rate,
     published: input.publish.published,

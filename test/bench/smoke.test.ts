@@ -1,0 +1,90 @@
+/**
+ * The bench in smoke mode (tiny sizes) against all three servers, so that it cannot rot: every scenario has a
+ * figure for every server, messages arrive, and the reports are written. Figures are not asserted: at these
+ * sizes they mean nothing, and timing belongs in `npm run bench`, not in the test suite.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { BenchResults, RunResult } from "../../src/bench/results.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const TIMEOUT_MS = 55_000;
+
+function runSmoke(outDir: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/bench/main.ts", "--smoke", "--scenarios", "A,B,C,D,E", "--out", outDir],
+      { cwd: root, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-20_000);
+    });
+    const timer = setTimeout(() => child.kill("SIGTERM"), TIMEOUT_MS);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+function runsOf(results: BenchResults, scenario: string, server: string): RunResult[] {
+  return results.runs.filter((r) => r.scenario === scenario && r.server === server);
+}
+
+test("bench smoke run measures every scenario on every server", { timeout: TIMEOUT_MS + 5000 }, async () => {
+  const outDir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+  try {
+    const { code, stderr } = await runSmoke(outDir);
+    assert.equal(code, 0, `bench exited with ${code}:\n${stderr}`);
+    const results = JSON.parse(readFileSync(join(outDir, "results.json"), "utf8")) as BenchResults;
+
+    for (const scenario of ["A", "B", "C", "D", "E"]) {
+      for (const server of ["switchboard", "baseline", "ws"]) {
+        const runs = runsOf(results, scenario, server);
+        assert.ok(runs.length > 0, `no ${scenario} run for ${server}`);
+        for (const run of runs) {
+          const where = `${scenario} ${server}/${run.protocol}`;
+          assert.ok(run.ok, `${where} failed: ${run.error}`);
+          const key = {
+            A: "rssPerConnKiB",
+            B: "connPerSec",
+            C: "refP99Ms",
+            D: "refP99Ms",
+            E: "publishesPerSec",
+          }[scenario];
+          assert.ok(Number.isFinite(run.figures[key as string]), `${where}: no ${key}`);
+          if (scenario === "C" || scenario === "D") {
+            assert.ok(run.steps && run.steps.length > 0, `${where}: no steps`);
+            for (const step of run.steps) {
+              assert.ok(step.received > 0, `${where} at ${step.rate}/s: nothing delivered`);
+              assert.ok(
+                step.deliveredPct >= 99,
+                `${where} at ${step.rate}/s: ${step.deliveredPct}% delivered`,
+              );
+            }
+          }
+        }
+      }
+    }
+    // Switchboard is driven over both of its protocols.
+    assert.deepEqual(
+      runsOf(results, "C", "switchboard")
+        .map((r) => r.protocol)
+        .sort(),
+      ["sio", "ws"],
+    );
+    assert.ok(results.targets.length >= 10, "targets missing");
+    const html = readFileSync(join(outDir, "report.html"), "utf8");
+    assert.match(html, /<svg[^>]*>/);
+    assert.ok(existsSync(join(outDir, "results.md")));
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+});
