@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 import cluster from "node:cluster";
 import { Command } from "commander";
 import { type Config, ConfigError, loadConfig, settings } from "./config.js";

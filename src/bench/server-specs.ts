@@ -1,9 +1,11 @@
 /**
  * The three servers under test: how to start each (compiled dist/ or TypeScript via tsx) and what it speaks.
  */
+
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NODE_FLAGS } from "../node-flags.js";
 import type { ServerName, SourceMode } from "./bench-config.js";
 import type { Protocol } from "./load/client-conn.js";
 import type { ServerCommand } from "./server-process.js";
@@ -49,10 +51,16 @@ function pickSource(root: string, distFile: string, mode: SourceMode): "dist" | 
   return statSync(dist).mtimeMs >= newestMtimeMs(join(root, "src")) ? "dist" : "ts";
 }
 
-function nodeCommand(root: string, source: "dist" | "ts", rel: string, args: string[]): ServerCommand {
+function nodeCommand(
+  root: string,
+  source: "dist" | "ts",
+  rel: string,
+  args: string[],
+  nodeFlags: string[] = [],
+): ServerCommand {
   const file = source === "dist" ? join(root, "dist", `${rel}.js`) : join(root, "src", `${rel}.ts`);
   const loader = source === "ts" ? ["--import", "tsx"] : [];
-  return { command: process.execPath, args: [...loader, file, ...args], cwd: root };
+  return { command: process.execPath, args: [...nodeFlags, ...loader, file, ...args], cwd: root };
 }
 
 export function serverSpecs(mode: SourceMode, switchboardArgs: string[]): Record<ServerName, ServerSpec> {
@@ -68,12 +76,18 @@ export function serverSpecs(mode: SourceMode, switchboardArgs: string[]): Record
       clustered: true,
       source: sb,
       command: (workers) =>
-        nodeCommand(root, sb, "cli", [
-          "start",
-          ...["--port", "0", "--admin-port", "0", "--host", "127.0.0.1"],
-          ...["--workers", String(workers), "--log-level", "info", "--drain-timeout", "1000"],
-          ...switchboardArgs,
-        ]),
+        nodeCommand(
+          root,
+          sb,
+          "cli",
+          [
+            "start",
+            ...["--port", "0", "--admin-port", "0", "--host", "127.0.0.1"],
+            ...["--workers", String(workers), "--log-level", "info", "--drain-timeout", "1000"],
+            ...switchboardArgs,
+          ],
+          NODE_FLAGS,
+        ), // as shipped: npm start, the bin, pm2 and systemd all pass these
     },
     baseline: {
       name: "baseline",

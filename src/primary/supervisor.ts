@@ -1,6 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { IPC_TAG, isSwitchboardMessage, type ToPrimary, type ToWorker, type WorkerStats } from "../ipc.js";
 import type { Logger } from "../log.js";
+import { withNodeFlags } from "../node-flags.js";
 import { RestartBackoff } from "./backoff.js";
 
 /** starting → ready → (retiring: serves its clients, takes no new ones, during a reload) → draining → gone */
@@ -13,18 +14,6 @@ export type WorkerInfo = {
   startedAt: number;
   stats: WorkerStats | null;
 };
-
-/**
- * Node flags for workers: the parent's, plus a small young generation. V8 grows each process's semi-spaces to
- * 16 MiB under any sustained allocation (a connection storm), ~32 MiB of RSS per worker that holds nothing;
- * 2 MiB keeps scavenges cheap and that memory for connections. A --max-semi-space-size given by the operator
- * (NODE_OPTIONS or node's own flags) wins.
- */
-export function workerExecArgv(): string[] {
-  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)];
-  if (given.some((a) => a.startsWith("--max-semi-space-size"))) return process.execArgv;
-  return [...process.execArgv, "--max-semi-space-size=2"];
-}
 
 export type SupervisorOptions = {
   workers: number;
@@ -51,7 +40,10 @@ export class Supervisor {
 
   constructor(o: SupervisorOptions) {
     this.#o = o;
-    cluster.setupPrimary({ serialization: "advanced", execArgv: workerExecArgv() });
+    cluster.setupPrimary({
+      serialization: "advanced",
+      execArgv: withNodeFlags(process.execArgv, process.env.NODE_OPTIONS),
+    });
   }
 
   get workers(): Iterable<WorkerInfo> {
