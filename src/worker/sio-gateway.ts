@@ -1,13 +1,12 @@
 import type { Server as HttpServer } from "node:http";
 import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
-import { type Config, namespaceOf } from "../config.js";
 import type { ErrorCode, SwitchboardError } from "../errors.js";
-import type { Logger } from "../log.js";
 import { channelProblem } from "../protocol/client-message.js";
 import { grants, type TokenVerifier } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { ChannelRegistry, Member } from "./channel-registry.js";
+import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
 import type { Claims } from "./raw-connection.js";
 import type { Subscriptions } from "./subscriptions.js";
 import { TokenBucket } from "./token-bucket.js";
@@ -32,26 +31,18 @@ class SioMember implements Member {
   }
 }
 
-export type SioGatewayDeps = {
-  config: Config;
-  bus: BusClient;
-  registry: ChannelRegistry<Member>;
-  subscriptions: Subscriptions<Member>;
-  verifyToken: TokenVerifier;
-  counters: WorkerCounters;
-  log: Logger;
-};
+export type SioGatewayDeps = GatewayDeps;
 
 /** Socket.IO on /socket.io/ (DESIGN.md §5) with @socket.io/cluster-adapter for its own cross-worker features. */
 export class SioGateway {
   readonly io: Server;
   readonly #d: SioGatewayDeps;
-  readonly #publishNamespaces: Set<string>;
+  readonly #publishProblem: ReturnType<typeof createPublishPolicy>;
   readonly #sweep: NodeJS.Timeout;
 
   constructor(server: HttpServer, d: SioGatewayDeps) {
     this.#d = d;
-    this.#publishNamespaces = new Set(d.config.publishNamespaces.split(",").filter(Boolean));
+    this.#publishProblem = createPublishPolicy(d.config);
     this.io = new Server(server, {
       path: "/socket.io/",
       adapter: createAdapter(),
@@ -152,11 +143,8 @@ export class SioGateway {
     const problem = channelProblem(channel, this.#d.config.maxChannelLength);
     if (problem) return this.#fail(ack, "invalid_channel", problem);
     const name = channel as string;
-    if (!this.#publishNamespaces.has(namespaceOf(name))) {
-      return this.#fail(ack, "forbidden", `clients may not publish to namespace "${namespaceOf(name)}"`);
-    }
-    if (!grants(member.claims, name))
-      return this.#fail(ack, "forbidden", `the token does not grant channel ${name}`);
+    const refused = this.#publishProblem(member.claims, name);
+    if (refused) return this.#fail(ack, "forbidden", refused);
     const dataJson = JSON.stringify(data ?? null);
     if (Buffer.byteLength(dataJson) > this.#d.config.maxPayloadBytes) {
       return this.#fail(ack, "too_large", `data exceeds ${this.#d.config.maxPayloadBytes} bytes`);

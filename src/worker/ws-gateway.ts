@@ -1,9 +1,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Socket } from "node:net";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
-import { type Config, namespaceOf } from "../config.js";
 import { CLOSE_RESTART, type ErrorCode, errorCodes, type SwitchboardError } from "../errors.js";
-import type { Logger } from "../log.js";
 import {
   type ClientMessage,
   isParseFailure,
@@ -22,20 +20,12 @@ import {
 import { grants, type TokenVerifier, tokenOf } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { ChannelRegistry, Member } from "./channel-registry.js";
+import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
 import { type Claims, FrameFlusher, RawConnection } from "./raw-connection.js";
 import type { Subscriptions } from "./subscriptions.js";
 import type { WorkerCounters } from "./worker-counters.js";
 
-export type WsGatewayDeps = {
-  config: Config;
-  bus: BusClient;
-  registry: ChannelRegistry<Member>;
-  subscriptions: Subscriptions<Member>;
-  verifyToken: TokenVerifier;
-  counters: WorkerCounters;
-  accepting(): boolean;
-  log: Logger;
-};
+export type WsGatewayDeps = GatewayDeps & { accepting(): boolean };
 
 /** The raw JSON protocol on /ws (DESIGN.md §4): upgrade, auth, frames in, frames out, heartbeats, drain. */
 export class WsGateway {
@@ -43,12 +33,12 @@ export class WsGateway {
   readonly #wss: WebSocketServer;
   readonly #flusher = new FrameFlusher();
   readonly connections = new Set<RawConnection>();
-  readonly #publishNamespaces: Set<string>;
+  readonly #publishProblem: ReturnType<typeof createPublishPolicy>;
   readonly #heartbeat: NodeJS.Timeout;
 
   constructor(server: Server, d: WsGatewayDeps) {
     this.#d = d;
-    this.#publishNamespaces = new Set(d.config.publishNamespaces.split(",").filter(Boolean));
+    this.#publishProblem = createPublishPolicy(d.config);
     // Frames between max-payload and 4x get a too_large error and the connection stays; beyond that ws closes 1009.
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -156,17 +146,8 @@ export class WsGateway {
   }
 
   #publish(conn: RawConnection, channel: string, data: unknown, id: RequestId | undefined): void {
-    if (!this.#publishNamespaces.has(namespaceOf(channel))) {
-      return this.#error(
-        conn,
-        "forbidden",
-        `clients may not publish to namespace "${namespaceOf(channel)}"`,
-        id,
-      );
-    }
-    if (!grants(conn.claims, channel)) {
-      return this.#error(conn, "forbidden", `the token does not grant channel ${channel}`, id);
-    }
+    const problem = this.#publishProblem(conn.claims, channel);
+    if (problem) return this.#error(conn, "forbidden", problem, id);
     const dataJson = JSON.stringify(data);
     this.#d.bus.publish([[channel, dataJson]]).then(
       () => this.#ack(conn, id),
