@@ -3,14 +3,11 @@ import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
 import type { ErrorCode, SwitchboardError } from "../errors.js";
 import { channelProblem } from "../protocol/client-message.js";
-import { grants, type TokenVerifier } from "./auth.js";
-import type { BusClient } from "./bus-client.js";
-import type { ChannelRegistry, Member } from "./channel-registry.js";
+import { grants } from "./auth.js";
+import type { Member } from "./channel-registry.js";
 import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
 import type { Claims } from "./raw-connection.js";
-import type { Subscriptions } from "./subscriptions.js";
 import { TokenBucket } from "./token-bucket.js";
-import type { WorkerCounters } from "./worker-counters.js";
 
 type Ack = (reply: { ok: true; offset?: number } | { error: { code: ErrorCode; message: string } }) => void;
 

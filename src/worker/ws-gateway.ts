@@ -17,13 +17,9 @@ import {
   pongText,
   reconnectText,
 } from "../protocol/server-frames.js";
-import { grants, type TokenVerifier, tokenOf } from "./auth.js";
-import type { BusClient } from "./bus-client.js";
-import type { ChannelRegistry, Member } from "./channel-registry.js";
+import { grants, tokenOf } from "./auth.js";
 import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
 import { type Claims, FrameFlusher, RawConnection } from "./raw-connection.js";
-import type { Subscriptions } from "./subscriptions.js";
-import type { WorkerCounters } from "./worker-counters.js";
 
 export type WsGatewayDeps = GatewayDeps & { accepting(): boolean };
 

@@ -9,7 +9,12 @@ function tableRows(text: string): string[][] {
   return text
     .split("\n")
     .filter((line) => line.startsWith("|"))
-    .map((line) => line.slice(1, -1).split(" | ").map((cell) => cell.trim()));
+    .map((line) =>
+      line
+        .slice(1, -1)
+        .split(" | ")
+        .map((cell) => cell.trim()),
+    );
 }
 
 describe("error-code table", () => {
