@@ -11,6 +11,8 @@ export type LinkState = "connecting" | "up" | "degraded" | "down";
 
 export type LinkHooks = {
   message(channel: Buffer, payload: Buffer): void;
+  /** A SUBSCRIBE for these channels goes out on `node` now. */
+  subscribing(channels: string[]): void;
   /** Channels now subscribed on `node` (first time or restored); their scripts go to the same node. */
   subscribed(node: RedisNode, channels: string[]): void;
   /** Channels whose subscription is gone until further notice (node down, or the slot moved). */
@@ -51,10 +53,6 @@ export class RedisLink {
     this.#name = o.name;
     // One node: known from the start, so subscriptions made before start() have their owner.
     if (!target.cluster) this.#node(target.seeds[0] as RedisEndpoint);
-  }
-
-  get sharded(): boolean {
-    return this.#target.cluster;
   }
 
   get state(): LinkState {
@@ -131,6 +129,7 @@ export class RedisLink {
         if (this.#target.cluster) this.#scheduleRefresh(1000);
       },
       message: (channel, payload) => this.#hooks.message(channel, payload),
+      subscribing: (_n, channels) => this.#hooks.subscribing(channels),
       subscribed: (n, channels) => this.#hooks.subscribed(n, channels),
       moved: () => this.#scheduleRefresh(100),
     };

@@ -27,6 +27,11 @@ export type NodeHooks = {
   up(node: RedisNode): void;
   down(node: RedisNode, reason: string): void;
   message(channel: Buffer, payload: Buffer): void;
+  /**
+   * A SUBSCRIBE for these channels is about to go out. Their messages may arrive before the confirmation's
+   * promise settles (both come in one read), so whoever orders them must start holding now.
+   */
+  subscribing(node: RedisNode, channels: string[]): void;
   /** These channels are now subscribed on this node (first time, or again after a reconnect). */
   subscribed(node: RedisNode, channels: string[]): void;
   /** A shard channel answered MOVED or was unsubscribed by the server: the slot map changed. */
@@ -231,6 +236,7 @@ export class RedisNode {
           this.#toSubscribe.delete(c);
           this.#sending.add(c);
         }
+        this.#hooks.subscribing(this, batch);
         const results = await Promise.allSettled(
           this.#groups(batch).map(async (group) => {
             await (this.#sharded ? this.#redis.ssubscribe(...group) : this.#redis.subscribe(...group));

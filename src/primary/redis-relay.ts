@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { Registry } from "prom-client";
-import { Counter, Gauge } from "prom-client";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import type { ChannelHub } from "./channel-hub.js";
 import { type LinkState, RedisLink } from "./redis-link.js";
+import { type RelayCounts, registerRedisMetrics } from "./redis-metrics.js";
 import type { RedisNode } from "./redis-node.js";
 import { parseRedisTarget, type RedisTarget } from "./redis-options.js";
+import { OutageLog } from "./redis-outage-log.js";
 import { ORIGIN_LENGTH, parseChannelMessage, RedisNames } from "./redis-wire.js";
 import type { Relay } from "./relay.js";
 import { ChannelOrder } from "./relay-order.js";
@@ -20,12 +21,10 @@ const START_TIMEOUT_MS = 3000;
 const LINGER_MS = 5000;
 /** A join that Redis has not confirmed by then lets its subscribers in anyway. */
 const JOIN_TIMEOUT_MS = 5000;
+/** Attempts to read a channel's offset after a subscription before giving up on syncing it. */
+const JOIN_RETRIES = 10;
 /** An own message waits at most this long for an earlier message from another host that may still be coming. */
 const STALL_MS = 250;
-/** After the link is back, gaps found within this window still belong to the outage's report. */
-const SETTLE_MS = 1000;
-/** Gaps found outside an outage are reported at most this often. */
-const GAP_REPORT_MS = 10_000;
 
 type ChannelState = {
   name: string;
@@ -41,11 +40,8 @@ type ChannelState = {
   joinTimer: NodeJS.Timeout | null;
   lingerTimer: NodeJS.Timeout | null;
   stallTimer: NodeJS.Timeout | null;
+  resyncTimer: NodeJS.Timeout | null;
 };
-
-type Counts = { relayed: number; unrelayed: number; received: number; missed: number; echoes: number };
-
-type Outage = { startedAt: number; state: LinkState; reason: string; at: Counts & { sioUnrelayed: number } };
 
 export type RedisRelayDeps = {
   config: Config;
@@ -79,12 +75,8 @@ export class RedisRelay implements Relay {
   readonly #originBytes: Buffer;
   readonly #sio: SioRedisBridge;
   readonly #channels = new Map<string, ChannelState>();
-  readonly #counts: Counts = { relayed: 0, unrelayed: 0, received: 0, missed: 0, echoes: 0 };
-  #outage: Outage | null;
-  #outages = 0;
-  #settleTimer: NodeJS.Timeout | null = null;
-  #missedUnreported = 0;
-  readonly #gapReport: NodeJS.Timeout;
+  readonly #counts: RelayCounts = { relayed: 0, unrelayed: 0, received: 0, missed: 0, echoes: 0 };
+  readonly #outages: OutageLog;
   readonly #log: Logger;
 
   constructor(d: RedisRelayDeps) {
@@ -97,12 +89,12 @@ export class RedisRelay implements Relay {
     if (this.#originBytes.length !== ORIGIN_LENGTH) throw new Error("origin id length");
     const target = parseRedisTarget(config.redis ?? "", config.redisCluster);
     this.#target = target;
-    this.#outage = { startedAt: Date.now(), state: "connecting", reason: "starting", at: this.#snapshot() };
     this.#link = new RedisLink(target, {
       name: `switchboard:${config.instance}:${process.pid}`,
       log: this.#log,
       hooks: {
         message: (channel, payload) => this.#onMessage(channel, payload),
+        subscribing: (channels) => this.#onSubscribing(channels),
         subscribed: (node, channels) => this.#onSubscribed(node, channels),
         lost: (channels) => this.#onLost(channels),
         state: (state, reason) => this.#onState(state, reason),
@@ -115,9 +107,22 @@ export class RedisRelay implements Relay {
       supervisor: d.supervisor,
       log: this.#log,
     });
+    this.#outages = new OutageLog({
+      log: this.#log,
+      losses: () => ({
+        unrelayed: this.#counts.unrelayed,
+        missed: this.#counts.missed,
+        sioUnrelayed: this.#sio.counters.unrelayed,
+      }),
+      state: () => this.#link.state,
+      joining: () => {
+        let n = 0;
+        for (const st of this.#channels.values()) if (st.order.phase === "held") n += 1;
+        return n;
+      },
+      status: () => this.#link.status(),
+    });
     d.hub.interestListener = (channel, interested) => this.#interest(channel, interested);
-    this.#gapReport = setInterval(() => this.#reportGaps(), GAP_REPORT_MS);
-    this.#gapReport.unref();
   }
 
   /** Connects (waiting up to a few seconds, so the first workers' Socket.IO heartbeats already cross hosts). */
@@ -179,7 +184,6 @@ export class RedisRelay implements Relay {
           advance: (offset) => hub.advance(channel, offset),
           missed: (count) => {
             this.#counts.missed += count;
-            this.#missedUnreported += count;
           },
         },
         hub.lastOffset(channel),
@@ -192,6 +196,7 @@ export class RedisRelay implements Relay {
       joinTimer: null,
       lingerTimer: null,
       stallTimer: null,
+      resyncTimer: null,
     };
     this.#channels.set(channel, st);
     return st;
@@ -248,36 +253,77 @@ export class RedisRelay implements Relay {
     for (const ready of waiters) ready();
   }
 
+  /** Hold channels from the moment their SUBSCRIBE goes out, so nothing they carry is delivered before the join. */
+  #onSubscribing(redisChannels: string[]): void {
+    for (const redisChannel of redisChannels) {
+      const name = this.#names.channelOf(redisChannel);
+      const st = name === null ? undefined : this.#channels.get(name);
+      if (st && (st.interested || st.lingerTimer)) this.#hold(st);
+    }
+  }
+
   /** Subscriptions confirmed on `node`: read each channel's offset there (after every message before it), then deliver. */
   #onSubscribed(node: RedisNode, redisChannels: string[]): void {
     for (const redisChannel of redisChannels) {
       const name = this.#names.channelOf(redisChannel);
       const st = name === null ? undefined : this.#channels.get(name);
-      if (!st || (!st.interested && !st.lingerTimer)) continue;
-      this.#hold(st);
-      node.sync(st.key, st.order.floor, (base, err) => {
-        if (st.order.phase !== "held") return;
-        if (base === null) {
-          this.#log.debug(
-            { err, channel: st.name },
-            "join script failed: channel delivered unordered until rejoin",
-          );
-          return this.#free(st);
-        }
+      if (st && (st.interested || st.lingerTimer)) this.#join(st, node, 0);
+    }
+  }
+
+  #join(st: ChannelState, node: RedisNode, attempt: number): void {
+    if (st.resyncTimer) {
+      clearTimeout(st.resyncTimer);
+      st.resyncTimer = null;
+    }
+    this.#hold(st);
+    node.sync(st.key, st.order.floor, (base, err) => {
+      if (st.order.phase !== "held") return;
+      if (base !== null) {
         // Without a baseline (subscribers let in while Redis was unreachable) nothing can be counted yet.
         st.order.release(base, st.served && st.synced);
         st.synced = true;
         this.#letIn(st);
         this.#settled(st);
-      });
-    }
+        return;
+      }
+      // The subscription is live but the node refused the read (a cluster node just back answers CLUSTERDOWN for
+      // a moment): deliver what arrives now, counting gaps from here if there is a baseline, and try again.
+      this.#log.debug({ err, channel: st.name, attempt }, "join script failed: retrying");
+      if (st.served && st.synced) {
+        st.order.release(st.order.last, true);
+        this.#letIn(st);
+        this.#settled(st);
+      } else this.#free(st);
+      if (attempt >= JOIN_RETRIES) {
+        this.#log.warn(
+          { err, channel: st.name },
+          "redis join failed repeatedly: channel delivered without offset sync",
+        );
+        return;
+      }
+      st.resyncTimer = setTimeout(
+        () => {
+          st.resyncTimer = null;
+          const wanted = st.interested || st.lingerTimer !== null;
+          if (wanted && node.ready && this.#link.nodeFor(st.redisChannel) === node)
+            this.#join(st, node, attempt + 1);
+        },
+        Math.min(100 * 2 ** attempt, 2000),
+      );
+    });
   }
 
   #onLost(redisChannels: string[]): void {
     for (const redisChannel of redisChannels) {
       const name = this.#names.channelOf(redisChannel);
       const st = name === null ? undefined : this.#channels.get(name);
-      if (st) this.#free(st);
+      if (!st) continue;
+      if (st.resyncTimer) {
+        clearTimeout(st.resyncTimer);
+        st.resyncTimer = null;
+      }
+      this.#free(st);
     }
   }
 
@@ -314,84 +360,13 @@ export class RedisRelay implements Relay {
       clearTimeout(st.stallTimer);
       st.stallTimer = null;
     }
-    if (!st.interested && !st.lingerTimer && st.order.idle && st.waiters.length === 0) {
+    if (!st.interested && !st.lingerTimer && !st.resyncTimer && st.order.idle && st.waiters.length === 0) {
       this.#channels.delete(st.name);
     }
   }
 
-  #snapshot(): Counts & { sioUnrelayed: number } {
-    return { ...this.#counts, sioUnrelayed: this.#sio?.counters.unrelayed ?? 0 };
-  }
-
   #onState(state: LinkState, reason: string): void {
-    if (state === "up") {
-      if (this.#outage) this.#settleOutage();
-      return;
-    }
-    if (this.#settleTimer) {
-      clearTimeout(this.#settleTimer);
-      this.#settleTimer = null;
-    }
-    if (this.#outage) {
-      this.#outage.state = state;
-      return;
-    }
-    this.#outages += 1;
-    this.#outage = { startedAt: Date.now(), state, reason, at: this.#snapshot() };
-    this.#log.warn(
-      { state, reason },
-      "redis link down: messages are delivered on this host only, other hosts' messages do not arrive",
-    );
-  }
-
-  /** The link is up: once every channel has rejoined (and a short settle), report the outage in one line. */
-  #settleOutage(): void {
-    if (this.#settleTimer) return;
-    const check = () => {
-      this.#settleTimer = null;
-      if (!this.#outage || this.#link.state !== "up") return;
-      const joining = [...this.#channels.values()].filter((s) => s.order.phase === "held").length;
-      if (joining > 0) {
-        this.#settleTimer = setTimeout(check, 100);
-        return;
-      }
-      this.#settleTimer = setTimeout(() => this.#endOutage(), SETTLE_MS);
-    };
-    this.#settleTimer = setTimeout(check, 0);
-  }
-
-  #endOutage(): void {
-    this.#settleTimer = null;
-    const outage = this.#outage;
-    if (!outage || this.#link.state !== "up") return;
-    this.#outage = null;
-    const now = this.#snapshot();
-    const report = {
-      outageMs: Date.now() - outage.startedAt,
-      unrelayed: now.unrelayed - outage.at.unrelayed,
-      missed: now.missed - outage.at.missed,
-      sioUnrelayed: now.sioUnrelayed - outage.at.sioUnrelayed,
-      subscriptions: this.#link.liveSubscriptions,
-    };
-    this.#missedUnreported = 0;
-    const lost = report.unrelayed + report.missed + report.sioUnrelayed > 0;
-    if (outage.reason === "starting" && !lost) this.#log.info(this.#link.status(), "redis link up");
-    else
-      this.#log[lost ? "warn" : "info"](
-        report,
-        lost
-          ? "redis link restored: unrelayed messages reached this host only, missed ones never reached it"
-          : "redis link restored: nothing lost",
-      );
-  }
-
-  #reportGaps(): void {
-    if (this.#outage || this.#missedUnreported === 0) return;
-    this.#log.warn(
-      { missed: this.#missedUnreported },
-      "redis relay: messages from other hosts never arrived",
-    );
-    this.#missedUnreported = 0;
+    this.#outages.linkChanged(state, reason);
   }
 
   /** For /health on the public port: the link's state, without detail. */
@@ -410,8 +385,8 @@ export class RedisRelay implements Relay {
     return {
       ...this.#link.status(),
       origin: this.#origin,
-      outages: this.#outages,
-      outageSince: this.#outage ? new Date(this.#outage.startedAt).toISOString() : null,
+      outages: this.#outages.outages,
+      outageSince: this.#outages.since?.toISOString() ?? null,
       channels: this.#channels.size,
       joining: held,
       ...this.#counts,
@@ -421,83 +396,20 @@ export class RedisRelay implements Relay {
   }
 
   registerMetrics(registry: Registry): void {
-    const counts = this.#counts;
-    const sio = this.#sio.counters;
     const link = this.#link;
-    new Gauge({
-      name: "switchboard_redis_link_up",
-      help: "1 while every Redis node this host uses is reachable",
-      registers: [registry],
-      collect() {
-        this.set(link.state === "up" ? 1 : 0);
-      },
-    });
-    const counter = (name: string, help: string, value: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(value());
-        },
-      });
-    counter("switchboard_redis_outages_total", "Times the Redis link went down", () => this.#outages);
-    counter(
-      "switchboard_redis_relayed_total",
-      "Messages published here and sequenced by Redis",
-      () => counts.relayed,
-    );
-    counter(
-      "switchboard_redis_unrelayed_total",
-      "Messages published here while Redis was unreachable: delivered on this host only",
-      () => counts.unrelayed,
-    );
-    counter(
-      "switchboard_redis_received_total",
-      "Messages from other hosts received through Redis",
-      () => counts.received,
-    );
-    counter(
-      "switchboard_redis_missed_total",
-      "Messages other hosts published on channels subscribed here that never arrived (outages)",
-      () => counts.missed,
-    );
-    counter(
-      "switchboard_redis_echoes_total",
-      "This host's own messages back from Redis, dropped",
-      () => counts.echoes,
-    );
-    counter(
-      "switchboard_redis_sio_relayed_total",
-      "Socket.IO adapter messages sent to other hosts",
-      () => sio.relayed,
-    );
-    counter(
-      "switchboard_redis_sio_received_total",
-      "Socket.IO adapter messages received from other hosts",
-      () => sio.received,
-    );
-    counter(
-      "switchboard_redis_sio_unrelayed_total",
-      "Socket.IO adapter messages that could not be sent to other hosts",
-      () => sio.unrelayed,
-    );
-    new Gauge({
-      name: "switchboard_redis_subscriptions",
-      help: "Redis channels this host is subscribed to",
-      registers: [registry],
-      collect() {
-        this.set(link.liveSubscriptions);
-      },
+    registerRedisMetrics(registry, {
+      counts: this.#counts,
+      sio: this.#sio.counters,
+      linkUp: () => link.state === "up",
+      outages: () => this.#outages.outages,
+      subscriptions: () => link.liveSubscriptions,
     });
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#gapReport);
-    if (this.#settleTimer) clearTimeout(this.#settleTimer);
+    this.#outages.close();
     for (const st of this.#channels.values()) {
-      for (const t of [st.joinTimer, st.lingerTimer, st.stallTimer]) if (t) clearTimeout(t);
+      for (const t of [st.joinTimer, st.lingerTimer, st.stallTimer, st.resyncTimer]) if (t) clearTimeout(t);
     }
     this.#d.hub.interestListener = null;
     this.#sio.close();

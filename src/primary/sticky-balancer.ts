@@ -36,6 +36,21 @@ const HEAD_END = Buffer.from("\r\n\r\n");
 
 type Handle = { reading?: boolean; readStop?: () => number };
 
+type PendingHandle = { handle?: { close?: () => void } | null };
+
+/**
+ * Node keeps a sent socket's fd open in the primary until the worker acknowledges it. A worker that dies
+ * before it does would leave that client hanging forever: close what it never took.
+ */
+function closeUndeliveredHandles(worker: Worker): void {
+  const cp = worker.process as unknown as {
+    _pendingMessage?: PendingHandle | null;
+    _handleQueue?: PendingHandle[] | null;
+  };
+  cp._pendingMessage?.handle?.close?.();
+  for (const queued of cp._handleQueue ?? []) queued.handle?.close?.();
+}
+
 /**
  * A socket sent with its `server` set makes the worker track it in a list and send the primary a message
  * when it closes (for `server.getConnections()`, which we do not use): memory and IPC per connection.
@@ -67,6 +82,7 @@ export class StickyBalancer {
     cluster.on("exit", (worker) => {
       for (const [sid, id] of this.#sessions) if (id === worker.id) this.#sessions.delete(sid);
       this.#recent.delete(worker.id);
+      closeUndeliveredHandles(worker);
     });
   }
 

@@ -39,3 +39,17 @@ export function getFresh(url: string): Promise<{ status: number; body: Record<st
     req.end();
   });
 }
+
+/** The `redis` part of a host's /status. */
+export type RedisStatus = {
+  state: string;
+  cluster: boolean;
+  nodes: { node: string; ready: boolean; channels: number }[];
+  [k: string]: unknown;
+};
+
+export async function redisStatus(host: ServerProcess): Promise<RedisStatus> {
+  const status = (await host.status()) as { redis?: RedisStatus };
+  if (!status.redis) throw new Error("no redis section in /status");
+  return status.redis;
+}

@@ -115,10 +115,12 @@ describe("sticky distribution (the faults of @socket.io/sticky, each checked)", 
       const seen = new Set<number>();
       await until(
         async () => {
+          // A connection cut by the dying worker is fine (0); one left hanging is not (-1).
           const res = await fetch(`${one.url}/api/publish`, {
             method: "POST",
             body: JSON.stringify({ channel: "a", data: 1 }),
-          });
+            signal: AbortSignal.timeout(3000),
+          }).catch((err: Error) => ({ status: err.name === "TimeoutError" ? -1 : 0 }));
           seen.add(res.status);
           return res.status === 200;
         },
@@ -126,6 +128,7 @@ describe("sticky distribution (the faults of @socket.io/sticky, each checked)", 
         "the replacement worker",
       );
       assert.ok(seen.has(503), `saw ${[...seen]}`);
+      assert.ok(!seen.has(-1), "no request was left hanging");
       assert.equal(one.child.exitCode, null, "the primary is still running");
     } finally {
       await one.stop();

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { RawClient, SioClient } from "../helpers/clients.js";
+import { metric, startHosts } from "../helpers/redis-hosts.js";
+import { type RedisServer, startRedis } from "../helpers/redis-server.js";
+import { type ServerProcess, sleep, until } from "../helpers/server.js";
+
+type Presence = { channel: string; raw: number; socketio: number; sockets: string[] };
+
+describe("Socket.IO's own cross-node features across two hosts", () => {
+  let redis: RedisServer;
+  let hosts: ServerProcess[] = [];
+  const clients: { close(): void }[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    hosts = await startHosts(2, ["--redis", redis.url]);
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    const codes = await Promise.all(hosts.map((h) => h.stop()));
+    await redis?.destroy();
+    assert.deepEqual(codes, [0, 0]);
+  });
+
+  const presence = async (host: ServerProcess, channel: string): Promise<Presence> =>
+    (await (await fetch(`${host.url}/api/presence?channel=${channel}`)).json()) as Presence;
+
+  it("io.to(room).emit from one host reaches the room's sockets on every host, once", async () => {
+    const [a, b] = hosts as [ServerProcess, ServerProcess];
+    const members = [
+      await SioClient.open(a.url, ["websocket"]),
+      await SioClient.open(b.url, ["websocket"]),
+      await SioClient.open(b.url, ["polling"]),
+    ];
+    const outsider = await SioClient.open(b.url, ["websocket"]);
+    clients.push(...members, outsider);
+    for (const m of members) assert.deepEqual(await m.subscribe("room:1"), { ok: true });
+    const heard = members.map(() => [] as unknown[][]);
+    members.forEach((m, i) => {
+      m.socket.on("note", (...args: unknown[]) => heard[i]?.push(args));
+    });
+    const outsiderHeard: unknown[] = [];
+    outsider.socket.on("note", (...args: unknown[]) => outsiderHeard.push(args));
+    for (const [host, n] of [
+      [a, 1],
+      [b, 2],
+    ] as const) {
+      const res = await fetch(`${host.url}/api/emit`, {
+        method: "POST",
+        body: JSON.stringify({ room: "room:1", event: "note", args: ["hi", { n }] }),
+      });
+      assert.deepEqual(await res.json(), { ok: true });
+    }
+    await until(() => heard.every((h) => h.length === 2), 5000, "every member to hear both emits");
+    await sleep(200);
+    for (const h of heard) {
+      assert.equal(h.length, 2, "once each");
+      assert.deepEqual(
+        h.map((args) => args[1]).sort((x, y) => (x as { n: number }).n - (y as { n: number }).n),
+        [{ n: 1 }, { n: 2 }],
+      );
+    }
+    assert.deepEqual(outsiderHeard, []);
+  });
+
+  it("fetchSockets and serverSideEmit see every host (GET /api/presence)", async () => {
+    const [a, b] = hosts as [ServerProcess, ServerProcess];
+    const sioA = await SioClient.open(a.url, ["websocket"]);
+    const sioB = await SioClient.open(b.url, ["websocket"]);
+    const rawA = await RawClient.open(a.wsUrl);
+    const rawB1 = await RawClient.open(b.wsUrl);
+    const rawB2 = await RawClient.open(b.wsUrl);
+    clients.push(sioA, sioB, rawA, rawB1, rawB2);
+    for (const s of [sioA, sioB]) await s.subscribe("lobby");
+    for (const r of [rawA, rawB1, rawB2]) await r.subscribe("lobby");
+    for (const host of hosts) {
+      const p = await presence(host, "lobby");
+      assert.equal(p.socketio, 2);
+      assert.deepEqual(p.sockets.sort(), [sioA.socket.id, sioB.socket.id].sort());
+      assert.equal(p.raw, 3, "raw counts from every worker of every host (serverSideEmitWithAck)");
+    }
+    sioB.close();
+    rawB2.close();
+    await until(async () => (await presence(a, "lobby")).socketio === 1, 5000, "presence to drop a socket");
+    assert.deepEqual(await presence(a, "lobby"), {
+      channel: "lobby",
+      raw: 2,
+      socketio: 1,
+      sockets: [sioA.socket.id],
+    });
+    assert.ok((await metric(a, "switchboard_redis_sio_received_total")) > 0);
+    assert.ok((await metric(b, "switchboard_redis_sio_relayed_total")) > 0);
+  });
+});
