@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { WorkerStats } from "../ipc.js";
 import type { ChannelHub } from "./channel-hub.js";
+import { collectedCounter, collectedGauge } from "./collected-metrics.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 import type { WorkerBridge } from "./worker-bridge.js";
 
@@ -60,25 +61,25 @@ export class AdminServer {
         for (const w of d.supervisor.workers) this.inc({ state: w.state });
       },
     });
-    counter(
+    collectedCounter(
       registry,
       "switchboard_worker_restarts_total",
       "Workers restarted after dying",
       () => d.supervisor.restarts,
     );
-    counter(
+    collectedCounter(
       registry,
       "switchboard_published_total",
       "Messages sequenced by this host",
       () => d.bridge.published,
     );
-    counter(
+    collectedCounter(
       registry,
       "switchboard_deliveries_total",
       "Messages written to clients",
       () => totals().delivered,
     );
-    counter(
+    collectedCounter(
       registry,
       "switchboard_slow_consumers_total",
       "Connections closed for unsent bytes over --max-buffered",
@@ -94,22 +95,15 @@ export class AdminServer {
         for (const [code, n] of Object.entries(totals().errors)) this.inc({ code }, n);
       },
     });
-    new Gauge({
-      name: "switchboard_channels",
-      help: "Channels with at least one subscriber",
-      registers: [registry],
-      collect() {
-        this.set(d.hub.activeChannels());
-      },
-    });
-    new Gauge({
-      name: "switchboard_rss_bytes",
-      help: "Resident memory of the primary and its workers",
-      registers: [registry],
-      collect() {
-        this.set(process.memoryUsage.rss() + sum(live(), (s) => s.rssBytes));
-      },
-    });
+    collectedGauge(registry, "switchboard_channels", "Channels with at least one subscriber", () =>
+      d.hub.activeChannels(),
+    );
+    collectedGauge(
+      registry,
+      "switchboard_rss_bytes",
+      "Resident memory of the primary and its workers",
+      () => process.memoryUsage.rss() + sum(live(), (s) => s.rssBytes),
+    );
     d.register?.(registry);
 
     this.server = createServer((req, res) => {
@@ -157,16 +151,4 @@ function addTotals(t: Totals, s: WorkerStats): void {
 
 function sum<T>(items: T[], pick: (t: T) => number): number {
   return items.reduce((a, t) => a + pick(t), 0);
-}
-
-function counter(registry: Registry, name: string, help: string, value: () => number): void {
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(value());
-    },
-  });
 }

@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
+import { collectedCounter, collectedGauge } from "./collected-metrics.js";
 import type { SioCounters } from "./sio-redis-bridge.js";
 
 /** Message counts of the relay, as /metrics and /status show them. */
@@ -22,24 +23,9 @@ export type RelayMetricsSource = {
 export function registerRedisMetrics(registry: Registry, src: RelayMetricsSource): void {
   const { counts, sio } = src;
   const gauge = (name: string, help: string, value: () => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(value());
-      },
-    });
+    collectedGauge(registry, name, help, value);
   const counter = (name: string, help: string, value: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(value());
-      },
-    });
+    collectedCounter(registry, name, help, value);
   gauge("switchboard_redis_link_up", "1 while every Redis node this host uses is reachable", () =>
     src.linkUp() ? 1 : 0,
   );
