@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from "node:os";
 
-export const SCENARIOS = ["A", "B", "C", "D", "E", "F"] as const;
+export const SCENARIOS = ["A", "B", "C", "D", "E", "F", "G"] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 export const SERVERS = ["switchboard", "baseline", "ws"] as const;
 export type ServerName = (typeof SERVERS)[number];
@@ -90,7 +90,8 @@ const SMOKE: Partial<BenchConfig> = {
 };
 
 export const USAGE = `Usage: bench [flags]
-  --scenarios A,B,C,D,E[,F]   scenarios to run (F, the 100k scale run, is opt-in)   default A,B,C,D,E
+  --scenarios A,B,C,D,E[,F,G] scenarios to run (F, the 100k scale run, is opt-in)   default A,B,C,D,E
+                              (G, cross-host via a local redis-server, is opt-in)
   --servers LIST              switchboard,baseline,ws                               default all three
   --protocols LIST            Switchboard protocols to drive: ws,sio                default ws,sio
   --connections N             connections for A–D                                   default 10000

@@ -6,6 +6,7 @@ import type { BenchConfig, ScenarioId, ServerName } from "./bench-config.js";
 import type { Progress } from "./progress.js";
 import type { RunProtocol, RunResult } from "./results.js";
 import { runConnectRate } from "./scenarios/connect-rate.js";
+import { runCrossHost } from "./scenarios/cross-host.js";
 import { runFanout } from "./scenarios/fanout.js";
 import { runMemory } from "./scenarios/memory.js";
 import type { ScenarioOutcome } from "./scenarios/outcome.js";
@@ -20,7 +21,7 @@ export interface PlannedRun {
   protocol: RunProtocol;
 }
 
-/** Which combinations run: A–D per protocol a server speaks (Switchboard limited by --protocols), E per server, F on Switchboard. */
+/** Which combinations run: A–D per protocol a server speaks (Switchboard limited by --protocols), E per server, F and G on Switchboard. */
 export function planRuns(config: BenchConfig, specs: Record<ServerName, ServerSpec>): PlannedRun[] {
   const runs: PlannedRun[] = [];
   for (const scenario of config.scenarios) {
@@ -28,7 +29,7 @@ export function planRuns(config: BenchConfig, specs: Record<ServerName, ServerSp
       const spec = specs[server];
       if (scenario === "E") {
         runs.push({ scenario, server, protocol: "http" });
-      } else if (scenario === "F") {
+      } else if (scenario === "F" || scenario === "G") {
         if (server === "switchboard") runs.push({ scenario, server, protocol: "ws" });
       } else {
         const protocols =
@@ -68,6 +69,8 @@ function execute(ctx: RunContext, run: PlannedRun): Promise<ScenarioOutcome> {
       return runPublishApi(ctx);
     case "F":
       return runScale(ctx);
+    case "G":
+      return runCrossHost(ctx);
   }
 }
 

@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url";
 import { BenchConfigError, parseBenchArgs, USAGE } from "./bench-config.js";
 import { runAll } from "./bench-runner.js";
 import { Progress } from "./progress.js";
+import { RedisProcess } from "./redis-process.js";
 import { htmlReport } from "./report/html-report.js";
 import { fullReport } from "./report/table.js";
 import { evaluateTargets } from "./report/targets.js";
@@ -21,7 +22,7 @@ import { serverSpecs } from "./server-specs.js";
 /** Stops every server still running (by pid) when the bench is interrupted, then exits. */
 function stopServersOnSignal(): () => void {
   const handler = (signal: NodeJS.Signals) => {
-    const live = [...ServerProcess.live];
+    const live = [...ServerProcess.live, ...RedisProcess.live];
     void Promise.allSettled(live.map((s) => s.stop(2000))).then(() =>
       process.exit(signal === "SIGINT" ? 130 : 143),
     );

@@ -46,6 +46,8 @@ export interface RunResult {
   serverCpuPct?: number;
   /** CPU used by other processes on the machine meanwhile (noise), in % of one core. */
   otherCpuPct?: number;
+  /** Why the scenario did not run (e.g. redis-server missing for G). */
+  skipped?: string;
   wallMs: number;
 }
 

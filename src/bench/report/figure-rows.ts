@@ -29,6 +29,8 @@ const SCENARIO_FIGURES: Record<ScenarioId, FigureDef[]> = {
     { key: "rssMiB", label: "server tree RSS", unit: "MiB", better: "lower" },
     { key: "rssPerConnKiB", label: "RSS per connection", unit: "KiB", better: "lower" },
   ],
+  // G compares hosts, not servers: its own table (cross-host-table.ts).
+  G: [],
 };
 
 function fanoutFigures(): FigureDef[] {

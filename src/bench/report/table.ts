@@ -4,6 +4,7 @@
  */
 import { fmt } from "../format.js";
 import type { BenchResults, TargetResult } from "../results.js";
+import { crossHostTable } from "./cross-host-table.js";
 import { buildRows, type Cell, PROTOCOL_LABEL } from "./figure-rows.js";
 
 function formatCell(c: Cell): string {
@@ -67,6 +68,7 @@ export function cpuTable(results: BenchResults): string {
 export function fullReport(results: BenchResults): string {
   const m = results.meta;
   const failed = results.runs.filter((r) => !r.ok);
+  const crossHost = crossHostTable(results, markdown);
   return [
     `Machine: ${m.cpuModel}, ${m.cpus} cores, ${m.memTotalMiB.toLocaleString("en-US")} MiB RAM, Linux ${m.kernel}, Node ${m.node}, ` +
       `load average ${m.loadAverageAtStart.toFixed(2)} at start` +
@@ -77,6 +79,7 @@ export function fullReport(results: BenchResults): string {
     "† the recipe speaks Socket.IO only: raw-WS rows compare Switchboard's raw WebSocket with the recipe's Socket.IO figure.",
     "≥ every publish rate tried was sustained; the limit lies higher.",
     "",
+    ...(crossHost ? [crossHost, ""] : []),
     targetsTable(results.targets),
     "",
     cpuTable(results),

@@ -122,7 +122,7 @@ export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShap
   });
 }
 
-function summarize(steps: StepResult[], refRate: number, fanout: number): ScenarioOutcome {
+export function summarize(steps: StepResult[], refRate: number, fanout: number): ScenarioOutcome {
   const sustained = steps.filter((r) => r.sustained);
   const best = sustained.reduce<StepResult | undefined>((a, r) => (!a || r.rate > a.rate ? r : a), undefined);
   const ref = steps.filter((r) => r.rate <= refRate).at(-1) ?? steps[0];

@@ -9,4 +9,6 @@ export interface ScenarioOutcome {
   clientCpuPct?: number;
   serverCpuPct?: number;
   otherCpuPct?: number;
+  /** Why the scenario did not run (e.g. a missing dependency); figures are then empty. */
+  skipped?: string;
 }
