@@ -175,7 +175,10 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.#stopping = true;
     for (const t of this.#restartTimers) clearTimeout(t);
-    await Promise.all([...this.#workers.values()].map((w) => this.drain(w, "shutdown")));
+    const workers = [...this.#workers.values()];
+    // A worker still starting has no clients and may not listen for the drain message yet: end it now.
+    for (const w of workers) if (w.state === "starting") w.worker.process.kill("SIGKILL");
+    await Promise.all(workers.filter((w) => w.state !== "starting").map((w) => this.drain(w, "shutdown")));
   }
 
   /** Ends every worker now (a second signal). */
