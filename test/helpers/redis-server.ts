@@ -200,3 +200,18 @@ export async function startRedisCluster(masters = 3, timeoutMs = 20_000): Promis
     throw err;
   }
 }
+
+/** Port of the master that owns each hash slot, read from CLUSTER NODES. */
+export async function slotOwners(cluster: RedisCluster): Promise<Map<number, number>> {
+  const owner = new Map<number, number>();
+  const nodes = await redisCli(cluster.nodes[0]?.port as number, "CLUSTER", "NODES");
+  for (const line of nodes.split("\n")) {
+    const fields = line.split(" ");
+    const port = Number(fields[1]?.split("@")[0]?.split(":")[1]);
+    for (const range of fields.slice(8)) {
+      const [from, to] = range.split("-").map(Number) as [number, number];
+      for (let s = from; s <= (to ?? from); s++) owner.set(s, port);
+    }
+  }
+  return owner;
+}

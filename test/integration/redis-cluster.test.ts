@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { keySlot } from "../../src/primary/key-slot.js";
 import { type Frame, RawClient, SioClient } from "../helpers/clients.js";
 import { getFresh, metric, redisStatus, startHosts } from "../helpers/redis-hosts.js";
-import { type RedisCluster, redisCli, startRedisCluster } from "../helpers/redis-server.js";
+import { type RedisCluster, redisCli, slotOwners, startRedisCluster } from "../helpers/redis-server.js";
 import type { ServerProcess } from "../helpers/server.js";
 
 type Data = { p: string; n: number };
@@ -17,15 +17,7 @@ describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => 
 
   before(async () => {
     cluster = await startRedisCluster(3);
-    const nodes = await redisCli(cluster.nodes[0]?.port as number, "CLUSTER", "NODES");
-    for (const line of nodes.split("\n")) {
-      const fields = line.split(" ");
-      const port = Number(fields[1]?.split("@")[0]?.split(":")[1]);
-      for (const range of fields.slice(8)) {
-        const [from, to] = range.split("-").map(Number) as [number, number];
-        for (let s = from; s <= (to ?? from); s++) owner.set(s, port);
-      }
-    }
+    for (const [slot, port] of await slotOwners(cluster)) owner.set(slot, port);
     hosts = await startHosts(2, ["--redis", cluster.url, "--redis-cluster"]);
   });
 
