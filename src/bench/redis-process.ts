@@ -1,6 +1,6 @@
 /**
  * A throwaway redis-server for scenario G: a free loopback port, its own temp dir, no persistence, stopped by
- * pid. (The test helper does the same, but src/ must not import test code.)
+ * pid. The test helper reuses freePort (src/ must not import test code, the other way round is fine).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
@@ -15,7 +15,7 @@ export function redisInstalled(): boolean {
 }
 
 /** A free loopback port: bind port 0, read it, release it (`--port 0` would disable TCP in Redis). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, "127.0.0.1");
   await once(server, "listening");

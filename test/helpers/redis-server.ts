@@ -1,10 +1,11 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { freePort } from "../../src/bench/redis-process.js";
 
 const run = promisify(execFile);
 
@@ -25,16 +26,7 @@ export function requireRedis(): void {
   }
 }
 
-/** A free loopback port: bind port 0, read it, release it (`--port 0` would disable TCP in Redis). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, "close");
-  return port;
-}
+export { freePort };
 
 /** Sends PING and resolves true on +PONG (false on refusal, LOADING, or no answer within 500 ms). */
 export function ping(port: number): Promise<boolean> {
