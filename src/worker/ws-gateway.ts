@@ -21,6 +21,8 @@ import { grants, tokenOf } from "./auth.js";
 import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
 import { type Claims, FrameFlusher, RawConnection } from "./raw-connection.js";
 
+const SLOW_CONSUMER_GRACE_MS = 30_000;
+
 export type WsGatewayDeps = GatewayDeps & { accepting(): boolean };
 
 /** The raw JSON protocol on /ws (DESIGN.md §4): upgrade, auth, frames in, frames out, heartbeats, drain. */
@@ -189,9 +191,10 @@ export class WsGateway {
       { channels: conn.channels.size, limitBytes: this.#d.config.maxBufferedBytes },
       "slow consumer closed",
     );
-    // The close frame queues behind the backlog; a reader that never catches up is cut off.
+    // The close frame queues behind the backlog (at most --max-buffered, so memory stays bounded); a reader that
+    // does not catch up within ws's own close timeout is cut off.
     conn.ws.close(errorCodes.slow_consumer.close, "slow consumer");
-    setTimeout(() => conn.ws.terminate(), 5000).unref();
+    setTimeout(() => conn.ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
   }
 
   #beat(): void {
