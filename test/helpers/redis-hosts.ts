@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import { type RedisCluster, startRedisCluster } from "./redis-server.js";
 import { type ServerProcess, startServer } from "./server.js";
 
 /** Starts `count` Switchboard instances that share Redis, as separate hosts would (own ports, same bus). */
@@ -13,6 +14,23 @@ export async function startHosts(count: number, redisArgs: string[], workers = 2
     await Promise.all(hosts.map((h) => h.stop("SIGKILL")));
     throw err;
   }
+}
+
+/** A 3-master Redis Cluster and `count` hosts on it with sharded pub/sub; `stop` ends both, returning exit codes. */
+export async function startClusterHosts(
+  count = 2,
+): Promise<{ cluster: RedisCluster; hosts: ServerProcess[]; stop(): Promise<(number | string)[]> }> {
+  const cluster = await startRedisCluster(3);
+  const hosts = await startHosts(count, ["--redis", cluster.url, "--redis-cluster"]).catch(async (err) => {
+    await cluster.destroy();
+    throw err;
+  });
+  const stop = async () => {
+    const codes = await Promise.all(hosts.map((h) => h.stop()));
+    await cluster.destroy();
+    return codes;
+  };
+  return { cluster, hosts, stop };
 }
 
 /** One sample of a Prometheus metric on a host's admin port (first series whose line starts with `name`). */

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../src/bench/redis-process.js";
+import { keySlot } from "../../src/primary/key-slot.js";
 
 const run = promisify(execFile);
 
@@ -194,7 +195,7 @@ export async function startRedisCluster(masters = 3, timeoutMs = 20_000): Promis
 }
 
 /** Port of the master that owns each hash slot, read from CLUSTER NODES. */
-export async function slotOwners(cluster: RedisCluster): Promise<Map<number, number>> {
+async function slotOwners(cluster: RedisCluster): Promise<Map<number, number>> {
   const owner = new Map<number, number>();
   const nodes = await redisCli(cluster.nodes[0]?.port as number, "CLUSTER", "NODES");
   for (const line of nodes.split("\n")) {
@@ -206,4 +207,19 @@ export async function slotOwners(cluster: RedisCluster): Promise<Map<number, num
     }
   }
   return owner;
+}
+
+/** `perNode` channel names `${prefix}${i}` owned by each master, in the order of `cluster.nodes`. */
+export async function channelsOnEachNode(
+  cluster: RedisCluster,
+  perNode: number,
+  prefix: string,
+): Promise<string[][]> {
+  const owner = await slotOwners(cluster);
+  const byPort = new Map<number, string[]>(cluster.nodes.map((n) => [n.port, []]));
+  for (let i = 0; [...byPort.values()].some((l) => l.length < perNode); i++) {
+    const list = byPort.get(owner.get(keySlot(`${prefix}${i}`)) as number) as string[];
+    if (list.length < perNode) list.push(`${prefix}${i}`);
+  }
+  return [...byPort.values()];
 }

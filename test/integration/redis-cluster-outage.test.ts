@@ -1,14 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { keySlot } from "../../src/primary/key-slot.js";
 import { type Frame, RawClient } from "../helpers/clients.js";
-import { metric, redisStatus, startHosts } from "../helpers/redis-hosts.js";
-import {
-  type RedisCluster,
-  type RedisServer,
-  slotOwners,
-  startRedisCluster,
-} from "../helpers/redis-server.js";
+import { metric, redisStatus, startClusterHosts } from "../helpers/redis-hosts.js";
+import { channelsOnEachNode, type RedisCluster, type RedisServer } from "../helpers/redis-server.js";
 import { type ServerProcess, sleep, until } from "../helpers/server.js";
 
 type Data = { n: number };
@@ -16,28 +10,22 @@ type Data = { n: number };
 describe("one Redis Cluster master killed and restarted", () => {
   let cluster: RedisCluster;
   let hosts: ServerProcess[] = [];
+  let stopAll: () => Promise<(number | string)[]>;
   const clients: { close(): void }[] = [];
-  const owner = new Map<number, number>();
 
   before(async () => {
-    cluster = await startRedisCluster(3);
-    for (const [slot, port] of await slotOwners(cluster)) owner.set(slot, port);
-    hosts = await startHosts(2, ["--redis", cluster.url, "--redis-cluster"]);
+    ({ cluster, hosts, stop: stopAll } = await startClusterHosts(2));
   });
 
   after(async () => {
     for (const c of clients) c.close();
-    const codes = await Promise.all(hosts.map((h) => h.stop()));
-    await cluster?.destroy();
-    assert.deepEqual(codes, [0, 0]);
+    assert.deepEqual(await stopAll(), [0, 0]);
   });
 
   it("keeps the other shards' channels crossing and counts the lost shard's messages on both sides", async () => {
     const [a, b] = hosts as [ServerProcess, ServerProcess];
     // One channel per master; the first master is the one that goes down.
-    const channels = cluster.nodes.map((node) => {
-      for (let i = 0; ; i++) if (owner.get(keySlot(`chat:s${i}`)) === node.port) return `chat:s${i}`;
-    });
+    const channels = (await channelsOnEachNode(cluster, 1, "chat:s")).flat();
     const victim = cluster.nodes[0] as RedisServer;
     const [down, ...up] = channels as [string, ...string[]];
     const onB = await RawClient.open(b.wsUrl);

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { keySlot } from "../../src/primary/key-slot.js";
 import { type Frame, RawClient, SioClient } from "../helpers/clients.js";
-import { getFresh, metric, redisStatus, startHosts } from "../helpers/redis-hosts.js";
-import { type RedisCluster, redisCli, slotOwners, startRedisCluster } from "../helpers/redis-server.js";
+import { getFresh, metric, redisStatus, startClusterHosts } from "../helpers/redis-hosts.js";
+import { channelsOnEachNode, type RedisCluster, redisCli } from "../helpers/redis-server.js";
 import type { ServerProcess } from "../helpers/server.js";
 
 type Data = { p: string; n: number };
@@ -11,21 +10,16 @@ type Data = { p: string; n: number };
 describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => {
   let cluster: RedisCluster;
   let hosts: ServerProcess[] = [];
+  let stopAll: () => Promise<(number | string)[]>;
   const clients: { close(): void }[] = [];
-  /** Port of the master that owns each slot. */
-  const owner = new Map<number, number>();
 
   before(async () => {
-    cluster = await startRedisCluster(3);
-    for (const [slot, port] of await slotOwners(cluster)) owner.set(slot, port);
-    hosts = await startHosts(2, ["--redis", cluster.url, "--redis-cluster"]);
+    ({ cluster, hosts, stop: stopAll } = await startClusterHosts(2));
   });
 
   after(async () => {
     for (const c of clients) c.close();
-    const codes = await Promise.all(hosts.map((h) => h.stop()));
-    await cluster?.destroy();
-    assert.deepEqual(codes, [0, 0]);
+    assert.deepEqual(await stopAll(), [0, 0]);
   });
 
   it("connects to every master and reports the link up", async () => {
@@ -42,14 +36,8 @@ describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => 
 
   it("spreads channels over every shard and delivers each message once, in offset order, on both hosts", async () => {
     // Three channels per master, chosen by where their hash tag lands.
-    const ports = cluster.nodes.map((n) => n.port);
-    const byPort = new Map<number, string[]>(ports.map((p) => [p, []]));
-    for (let i = 0; [...byPort.values()].some((l) => l.length < 3); i++) {
-      const channel = `chat:c${i}`;
-      const list = byPort.get(owner.get(keySlot(channel)) as number) as string[];
-      if (list.length < 3) list.push(channel);
-    }
-    const channels = [...byPort.values()].flat();
+    const perNode = await channelsOnEachNode(cluster, 3, "chat:c");
+    const channels = perNode.flat();
     const [a, b] = hosts as [ServerProcess, ServerProcess];
     const subscribers: (RawClient | SioClient)[] = [];
     for (const host of hosts) {
@@ -64,7 +52,8 @@ describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => 
     }
 
     // Redis itself shows the spread: every master carries its three shard channels, once per host.
-    for (const [port, mine] of byPort) {
+    for (const [i, mine] of perNode.entries()) {
+      const port = cluster.nodes[i]?.port as number;
       const listed = (await redisCli(port, "PUBSUB", "SHARDCHANNELS", "switchboard:msg:*"))
         .split("\n")
         .sort();
