@@ -31,15 +31,14 @@ export async function runPrimary(config: Config): Promise<void> {
     log,
     onMessage(info, message) {
       if (message.kind === "up") bridge.apply(info, message.ops);
-      if (message.kind === "up" && message.ops.some((op) => op[0] === "stats"))
-        balancer.resetRecent(info.worker.id);
     },
     onExit(info) {
       hub.removeWorker(info.worker.id);
       admin.retire(info);
     },
   });
-  const bridge = new WorkerBridge(hub, supervisor);
+  // A stats report includes the connections handed over so far: the balancer's recent count starts again.
+  const bridge = new WorkerBridge(hub, supervisor, (info) => balancer.resetRecent(info.worker.id));
   setupAdapterRelay();
   // Loaded only with --redis: the single-host path never imports ioredis.
   let relay: RedisRelay | null = null;

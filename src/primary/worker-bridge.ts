@@ -15,9 +15,13 @@ export class WorkerBridge {
   #relay: Relay | null = null;
   published = 0;
 
-  constructor(hub: ChannelHub, supervisor: Supervisor) {
+  readonly #onStats: (info: WorkerInfo) => void;
+
+  /** `onStats` runs when a worker reports its counts (once a second). */
+  constructor(hub: ChannelHub, supervisor: Supervisor, onStats: (info: WorkerInfo) => void) {
     this.#hub = hub;
     this.#supervisor = supervisor;
+    this.#onStats = onStats;
   }
 
   /** Hands sequencing to a cross-host relay (with --redis). */
@@ -61,6 +65,7 @@ export class WorkerBridge {
         }
         case "stats":
           info.stats = op[1];
+          this.#onStats(info);
           break;
       }
     }

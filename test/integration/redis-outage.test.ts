@@ -79,7 +79,6 @@ describe("Redis killed and restarted during a steady publish stream", () => {
       assert.equal(await metric(host, "switchboard_redis_link_up"), 0);
     }
     await sleep(1500 - (Date.now() - killedAt));
-    const receivedOnBAtRestart = onB.raw.messages(channel).length;
     const publishedAtRestart = published;
     await redis.start();
     const restartedAt = Date.now();
@@ -114,11 +113,7 @@ describe("Redis killed and restarted during a steady publish stream", () => {
     );
 
     // Host B: what crossed, in order, and a loss that the metrics and the log report exactly.
-    await until(
-      async () => (await metric(b, "switchboard_redis_link_up")) === 1 && receivedOnBAtRestart >= 0,
-      5000,
-      "host B link up",
-    );
+    await until(async () => (await metric(b, "switchboard_redis_link_up")) === 1, 5000, "host B link up");
     await sleep(300);
     const onBRaw = onB.raw.messages(channel) as (Frame & { data: Data })[];
     const onBSio = onB.sio.received.filter((m) => m.channel === channel);
