@@ -40,6 +40,11 @@ export interface BenchConfig {
   /** Keep-alive connections for E. */
   publishConnections: number;
   settleMs: number;
+  /**
+   * A's pause before reading RSS with the connections open: long enough for V8's memory reducer (which runs
+   * after some seconds of low allocation) to return the handshake storm's garbage, so RSS is the idle state.
+   */
+  idleSettleMs: number;
   outDir: string;
   smoke: boolean;
   source: SourceMode;
@@ -66,6 +71,7 @@ const DEFAULTS: BenchConfig = {
   clientProcesses: 2,
   publishConnections: 16,
   settleMs: 2000,
+  idleSettleMs: 30_000,
   outDir: "bench-results",
   smoke: false,
   source: "auto",
@@ -84,6 +90,7 @@ const SMOKE: Partial<BenchConfig> = {
   concurrency: 50,
   publishConnections: 4,
   settleMs: 200,
+  idleSettleMs: 200,
   // One worker and one client process: the smoke run checks that everything works, cheaply.
   workers: 1,
   clientProcesses: 1,

@@ -28,10 +28,11 @@ export class FrameFlusher {
   }
 }
 
-/** One raw /ws client: its subscriptions, its outgoing frame queue, its rate budget and heartbeat flag. */
+/**
+ * One raw /ws client: its subscriptions, its outgoing frame queue, its rate budget and heartbeat flag. Kept
+ * small: idle connections are most of a server's memory, so the channel set is made on first use.
+ */
 export class RawConnection implements Member {
-  readonly protocol = "raw";
-  readonly channels = new Set<string>();
   readonly ws: WebSocket;
   readonly claims: Claims | null;
   closed = false;
@@ -43,6 +44,7 @@ export class RawConnection implements Member {
   readonly budget: TokenBucket;
   readonly #flusher: FrameFlusher;
   readonly #onSlow: (conn: RawConnection) => void;
+  #channels: Set<string> | null = null;
 
   constructor(
     ws: WebSocket,
@@ -58,6 +60,15 @@ export class RawConnection implements Member {
     this.#flusher = flusher;
     this.#onSlow = onSlow;
     this.budget = new TokenBucket(rate);
+  }
+
+  get protocol(): "raw" {
+    return "raw";
+  }
+
+  get channels(): Set<string> {
+    this.#channels ??= new Set();
+    return this.#channels;
   }
 
   /** Queues one encoded frame; the same Buffer may be queued on thousands of connections. */

@@ -1,27 +1,44 @@
-import type { Server as HttpServer } from "node:http";
+import type { Server as HttpServer, IncomingMessage } from "node:http";
 import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
 import type { ErrorCode, SwitchboardError } from "../errors.js";
 import { channelProblem } from "../protocol/client-message.js";
-import { grants } from "./auth.js";
+import { grants, tokenOf } from "./auth.js";
 import type { Member } from "./channel-registry.js";
 import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
 import type { Claims } from "./raw-connection.js";
 import { TokenBucket } from "./token-bucket.js";
 
+/** Engine.IO's socket as we trim it: the request dropped once its token is read. */
+type EngineSocket = { request: (IncomingMessage & { _query?: object }) | null; requestToken?: string };
+
 type Ack = (reply: { ok: true; offset?: number } | { error: { code: ErrorCode; message: string } }) => void;
 
-/** A Socket.IO socket as a channel member; the room of the same name carries its deliveries. */
+const MEMBER = Symbol("switchboard.member");
+
+/** A Socket.IO socket with its member attached: shared listeners find their connection through it. */
+type MemberSocket = Socket & { [MEMBER]?: SioMember };
+
+/**
+ * A Socket.IO socket as a channel member; the room of the same name carries its deliveries. Kept small: idle
+ * sockets are most of a server's memory, so the channel set is made on first use.
+ */
 class SioMember implements Member {
-  readonly protocol = "sio";
-  readonly channels = new Set<string>();
   readonly socket: Socket;
   readonly claims: Claims | null;
   readonly budget: TokenBucket;
+  #channels: Set<string> | null = null;
   constructor(socket: Socket, claims: Claims | null, rate: number) {
     this.socket = socket;
     this.claims = claims;
     this.budget = new TokenBucket(rate);
+  }
+  get protocol(): "sio" {
+    return "sio";
+  }
+  get channels(): Set<string> {
+    this.#channels ??= new Set();
+    return this.#channels;
   }
   get closed(): boolean {
     return this.socket.disconnected;
@@ -36,6 +53,8 @@ export class SioGateway {
   readonly #d: SioGatewayDeps;
   readonly #publishProblem: ReturnType<typeof createPublishPolicy>;
   readonly #sweep: NodeJS.Timeout;
+  readonly #onEvent: (this: MemberSocket, event: string, ...args: unknown[]) => void;
+  readonly #onDisconnect: (this: MemberSocket) => void;
 
   constructor(server: HttpServer, d: SioGatewayDeps) {
     this.#d = d;
@@ -51,13 +70,24 @@ export class SioGateway {
       destroyUpgrade: false,
       cors: { origin: true, credentials: true },
     });
+    // Engine.IO keeps each session's first HTTP request for the socket's lifetime (its WebSocket upgrade path also
+    // leaves listeners that reach it): kilobytes of headers and parsed query per connection. Only the token is
+    // needed, so keep that, drop the reference and empty the request (the Socket.IO docs' "Memory usage" advice,
+    // taken one step further).
+    this.io.engine.on("connection", (raw: EngineSocket) => {
+      const req = raw.request;
+      if (!req) return;
+      raw.requestToken = tokenOf(req);
+      raw.request = null;
+      req.rawHeaders = [];
+      req.headers = {};
+      req._query = {};
+    });
     this.io.use((socket, next) => {
       const auth = socket.handshake.auth as { token?: unknown };
-      const header = socket.handshake.headers.authorization;
       const token =
         (typeof auth?.token === "string" ? auth.token : undefined) ??
-        (header?.startsWith("Bearer ") ? header.slice(7) : undefined) ??
-        (typeof socket.handshake.query.token === "string" ? socket.handshake.query.token : undefined);
+        (socket.conn as EngineSocket).requestToken;
       d.verifyToken(token).then(
         (claims) => {
           socket.data.claims = claims;
@@ -69,45 +99,58 @@ export class SioGateway {
         },
       );
     });
+    const gateway = this;
+    this.#onEvent = function (event, ...args) {
+      const member = this[MEMBER];
+      if (member) gateway.#dispatch(member, event, args);
+    };
+    this.#onDisconnect = function () {
+      const member = this[MEMBER];
+      if (member) gateway.#d.subscriptions.leaveAll(member);
+    };
     this.io.on("connection", (socket) => this.#open(socket));
     this.#sweep = setInterval(() => this.#sweepSlowConsumers(), 250);
     this.#sweep.unref();
   }
 
-  #open(socket: Socket): void {
-    const member = new SioMember(
+  /**
+   * Every socket shares the same two listeners (one for all client events, one for disconnect) instead of
+   * closures of its own: per-socket closures cost about 2 KiB per idle connection.
+   */
+  #open(socket: MemberSocket): void {
+    socket[MEMBER] = new SioMember(
       socket,
       (socket.data.claims as Claims | null) ?? null,
       this.#d.config.clientRate,
     );
-    const guard =
-      (fn: (ack: Ack, ...args: unknown[]) => void) =>
-      (...args: unknown[]) => {
-        const last = args[args.length - 1];
-        const ack: Ack = typeof last === "function" ? (last as Ack) : () => {};
-        if (typeof last === "function") args.pop();
-        if (!member.budget.take()) return this.#fail(ack, "rate_limited", "too many events per second");
-        fn(ack, ...args);
-      };
-    socket.on(
-      "subscribe",
-      guard((ack, arg) => this.#subscribe(member, arg, ack)),
-    );
-    socket.on(
-      "unsubscribe",
-      guard((ack, channel) => {
+    socket.onAny(this.#onEvent);
+    socket.on("disconnect", this.#onDisconnect);
+  }
+
+  #dispatch(member: SioMember, event: string, args: unknown[]): void {
+    const last = args[args.length - 1];
+    const ack: Ack = typeof last === "function" ? (args.pop() as Ack) : () => {};
+    if (!member.budget.take()) return this.#fail(ack, "rate_limited", "too many events per second");
+    switch (event) {
+      case "subscribe":
+        return this.#subscribe(member, args[0], ack);
+      case "unsubscribe": {
+        const channel = args[0];
         if (typeof channel !== "string")
           return this.#fail(ack, "invalid_channel", "channel must be a string");
         this.#d.subscriptions.unsubscribe(member, channel);
-        socket.leave(channel);
-        ack({ ok: true });
-      }),
-    );
-    socket.on(
-      "publish",
-      guard((ack, channel, data) => this.#publish(member, channel, data, ack)),
-    );
-    socket.on("disconnect", () => this.#d.subscriptions.leaveAll(member));
+        member.socket.leave(channel);
+        return ack({ ok: true });
+      }
+      case "publish":
+        return this.#publish(member, args[0], args[1], ack);
+      default:
+        return this.#fail(
+          ack,
+          "bad_request",
+          `unknown event ${JSON.stringify(event)}; use subscribe, unsubscribe or publish`,
+        );
+    }
   }
 
   #subscribe(member: SioMember, arg: unknown, ack: Ack): void {

@@ -22,6 +22,19 @@ import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
 import { type Claims, FrameFlusher, RawConnection } from "./raw-connection.js";
 
 const SLOW_CONSUMER_GRACE_MS = 30_000;
+const CONNECTION = Symbol("switchboard.connection");
+
+/** A ws socket with its connection attached: shared listeners find their connection through it. */
+type ConnectedWebSocket = WebSocket & { [CONNECTION]?: RawConnection };
+
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
+
+function markAlive(this: ConnectedWebSocket): void {
+  const conn = this[CONNECTION];
+  if (conn) conn.alive = true;
+}
 
 export type WsGatewayDeps = GatewayDeps & { accepting(): boolean };
 
@@ -33,6 +46,11 @@ export class WsGateway {
   readonly connections = new Set<RawConnection>();
   readonly #publishProblem: ReturnType<typeof createPublishPolicy>;
   readonly #heartbeat: NodeJS.Timeout;
+  // Every connection shares these listeners instead of closures of its own (about 1 KiB per idle connection).
+  readonly #onSlow = (conn: RawConnection) => this.#slow(conn);
+  readonly #onMessage: (this: ConnectedWebSocket, data: RawData, isBinary: boolean) => void;
+  readonly #onClose: (this: ConnectedWebSocket) => void;
+  readonly #onError: (this: ConnectedWebSocket, err: Error) => void;
 
   constructor(server: Server, d: WsGatewayDeps) {
     this.#d = d;
@@ -47,6 +65,16 @@ export class WsGateway {
     server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) =>
       this.#upgrade(req, socket, head),
     );
+    const gateway = this;
+    this.#onMessage = function (data, isBinary) {
+      const conn = this[CONNECTION];
+      if (conn) gateway.#receive(conn, data, isBinary);
+    };
+    this.#onClose = function () {
+      const conn = this[CONNECTION];
+      if (conn) gateway.#closed(conn);
+    };
+    this.#onError = (err) => d.log.debug({ err }, "ws connection error");
     this.#heartbeat = setInterval(() => this.#beat(), d.config.pingIntervalMs);
     this.#heartbeat.unref();
   }
@@ -54,7 +82,7 @@ export class WsGateway {
   async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const path = req.url?.split("?", 1)[0];
     if (path?.startsWith("/socket.io/")) return; // Engine.IO's own upgrade handler takes it
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroySocket);
     if (path !== "/ws") return rejectUpgrade(socket, 404, "not_found", "WebSocket endpoint is /ws");
     if (!this.#d.accepting()) return rejectUpgrade(socket, 503, "unavailable", "server is draining");
     let claims: Claims | null;
@@ -67,26 +95,27 @@ export class WsGateway {
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, socket, claims));
   }
 
-  #open(ws: WebSocket, socket: Socket, claims: Claims | null): void {
+  #open(ws: ConnectedWebSocket, socket: Socket, claims: Claims | null): void {
     const conn = new RawConnection(
       ws,
       socket,
       claims,
       this.#flusher,
-      (c) => this.#slow(c),
+      this.#onSlow,
       this.#d.config.clientRate,
     );
+    ws[CONNECTION] = conn;
     this.connections.add(conn);
-    ws.on("message", (data, isBinary) => this.#receive(conn, data, isBinary));
-    ws.on("pong", () => {
-      conn.alive = true;
-    });
-    ws.on("error", (err) => this.#d.log.debug({ err }, "ws connection error"));
-    ws.once("close", () => {
-      conn.closed = true;
-      this.connections.delete(conn);
-      this.#d.subscriptions.leaveAll(conn);
-    });
+    ws.on("message", this.#onMessage);
+    ws.on("pong", markAlive);
+    ws.on("error", this.#onError);
+    ws.on("close", this.#onClose);
+  }
+
+  #closed(conn: RawConnection): void {
+    if (!this.connections.delete(conn)) return;
+    conn.closed = true;
+    this.#d.subscriptions.leaveAll(conn);
   }
 
   #receive(conn: RawConnection, data: RawData, isBinary: boolean): void {

@@ -103,6 +103,10 @@ describe("bad input gets a documented error and loses nothing", () => {
     assert.deepEqual((await s.subscribe("bad channel")).error?.code, "invalid_channel");
     const pub = await s.socket.emitWithAck("publish", "news", 1);
     assert.equal(pub.error.code, "forbidden");
+    const unknown = await s.socket.timeout(5000).emitWithAck("subscrbe", "news");
+    assert.equal(unknown.error.code, "bad_request");
+    assert.match(unknown.error.message, /unknown event "subscrbe"/);
+    assert.deepEqual(await s.subscribe("news"), { ok: true });
     s.close();
   });
 
@@ -157,6 +161,18 @@ describe("authentication", () => {
       const s = await SioClient.open(server.url, ["websocket"], { auth: { token } });
       assert.equal((await s.subscribe("secret")).error?.code, "forbidden");
       s.close();
+      // The token may also come in the handshake request (Bearer header or ?token=), over either transport,
+      // although the server lets that request go once the session is open.
+      for (const [transports, opts] of [
+        [["websocket"], { extraHeaders: { authorization: `Bearer ${token}` } }],
+        [["polling"], { extraHeaders: { authorization: `Bearer ${token}` } }],
+        [["websocket"], { query: { token } }],
+      ] as const) {
+        const viaRequest = await SioClient.open(server.url, [...transports], opts);
+        assert.deepEqual(await viaRequest.subscribe("news"), { ok: true });
+        assert.equal((await viaRequest.subscribe("secret")).error?.code, "forbidden");
+        viaRequest.close();
+      }
     } finally {
       await server.stop();
     }

@@ -1,6 +1,7 @@
 /**
  * Scenario A: resident memory of the server's whole process tree per idle connection. RSS is read before and
- * after opening the connections (each time after a settle pause), and the difference divided by the count.
+ * after opening the connections (each time after a settle pause; the second one long enough for the servers' GC to
+ * return the garbage of the handshakes), and the difference divided by the count.
  */
 
 import { fmt } from "../format.js";
@@ -18,7 +19,8 @@ export function runMemory(ctx: RunContext, protocol: Protocol): Promise<Scenario
     await sleep(config.settleMs);
     const before = treeRssBytes(s.server.pid);
     const conn = await connectWithProgress(ctx, s, protocol, total);
-    await sleep(config.settleMs);
+    ctx.progress.status(`${ctx.tag}: ${fmt(conn.opened)} connections open, idle for ${config.idleSettleMs / 1000} s`);
+    await sleep(config.idleSettleMs);
     assertAlive(s);
     const after = treeRssBytes(s.server.pid);
     const perConnKiB = conn.opened > 0 ? (after - before) / 1024 / conn.opened : Number.NaN;
