@@ -1,32 +1,10 @@
 import type { Socket } from "node:net";
 import type { WebSocket } from "ws";
 import type { Member } from "./channel-registry.js";
+import type { FrameFlusher } from "./frame-flusher.js";
 import { TokenBucket } from "./token-bucket.js";
 
 export type Claims = { sub?: string; channels?: string[] };
-
-/**
- * Writes queued frames of every connection that got one this turn, one write per connection (writev when
- * several frames queued), after the whole batch from the primary was processed.
- */
-export class FrameFlusher {
-  readonly #dirty = new Set<RawConnection>();
-  #scheduled = false;
-
-  mark(conn: RawConnection): void {
-    this.#dirty.add(conn);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => this.flushAll());
-    }
-  }
-
-  flushAll(): void {
-    this.#scheduled = false;
-    for (const conn of this.#dirty) conn.flush();
-    this.#dirty.clear();
-  }
-}
 
 /**
  * One raw /ws client: its subscriptions, its outgoing frame queue, its rate budget and heartbeat flag. Kept

@@ -18,8 +18,9 @@ import {
   reconnectText,
 } from "../protocol/server-frames.js";
 import { grants, tokenOf } from "./auth.js";
+import { FrameFlusher } from "./frame-flusher.js";
 import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
-import { type Claims, FrameFlusher, RawConnection } from "./raw-connection.js";
+import { type Claims, RawConnection } from "./raw-connection.js";
 
 const SLOW_CONSUMER_GRACE_MS = 30_000;
 const CONNECTION = Symbol("switchboard.connection");
@@ -246,6 +247,7 @@ export class WsGateway {
 
   close(): void {
     clearInterval(this.#heartbeat);
+    this.#flusher.close();
     for (const conn of this.connections) conn.ws.terminate();
   }
 }

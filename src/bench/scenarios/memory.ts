@@ -19,7 +19,9 @@ export function runMemory(ctx: RunContext, protocol: Protocol): Promise<Scenario
     await sleep(config.settleMs);
     const before = treeRssBytes(s.server.pid);
     const conn = await connectWithProgress(ctx, s, protocol, total);
-    ctx.progress.status(`${ctx.tag}: ${fmt(conn.opened)} connections open, idle for ${config.idleSettleMs / 1000} s`);
+    ctx.progress.status(
+      `${ctx.tag}: ${fmt(conn.opened)} connections open, idle for ${config.idleSettleMs / 1000} s`,
+    );
     await sleep(config.idleSettleMs);
     assertAlive(s);
     const after = treeRssBytes(s.server.pid);

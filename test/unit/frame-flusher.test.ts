@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FrameFlusher } from "../../src/worker/frame-flusher.js";
+
+/** A connection that records when it was flushed. */
+class Recorder {
+  flushes: number[] = [];
+  flush(): void {
+    this.flushes.push(performance.now());
+  }
+}
+
+function burnCpu(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy: the event loop does nothing else, as in a worker saturated with writes
+  }
+}
+
+describe("FrameFlusher", () => {
+  it("writes at once while the worker is idle, once per connection however many frames it got", async () => {
+    const flusher = new FrameFlusher();
+    try {
+      const a = new Recorder();
+      const b = new Recorder();
+      flusher.mark(a);
+      flusher.mark(a);
+      flusher.mark(b);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(flusher.busy, false);
+      assert.equal(a.flushes.length, 1);
+      assert.equal(b.flushes.length, 1);
+    } finally {
+      flusher.close();
+    }
+  });
+
+  it("lets frames gather before writing while the worker is busy, and writes at once again when it is idle", async () => {
+    const flusher = new FrameFlusher();
+    try {
+      burnCpu(250);
+      await sleep(0); // the overdue sampler runs first and sees a loop that was busy
+      assert.equal(flusher.busy, true);
+      const a = new Recorder();
+      const markedAt = performance.now();
+      flusher.mark(a);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(a.flushes.length, 0, "a busy worker does not write in the same turn");
+      flusher.mark(a);
+      await sleep(100);
+      assert.equal(a.flushes.length, 1, "both frames went out in one pass");
+      assert.ok((a.flushes[0] as number) - markedAt >= 25, "the pass waited for frames to gather");
+      await sleep(250); // idle now
+      assert.equal(flusher.busy, false);
+      flusher.mark(a);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(a.flushes.length, 2);
+    } finally {
+      flusher.close();
+    }
+  });
+});
