@@ -63,17 +63,19 @@ export class RawConnection implements Member {
     this.#queuedBytes += frame.length;
   }
 
-  flush(): void {
+  /** Writes the queued frames in one write; returns how many. */
+  flush(): number {
     const queue = this.#queue;
     this.#queue = null;
     this.#queuedBytes = 0;
-    if (queue === null || this.closed || !this.#socket.writable) return;
+    if (queue === null || this.closed || !this.#socket.writable) return 0;
     if (queue.length === 1) {
       this.#socket.write(queue[0] as Buffer);
-      return;
+      return 1;
     }
     this.#socket.cork();
     for (const frame of queue) this.#socket.write(frame);
     this.#socket.uncork();
+    return queue.length;
   }
 }

@@ -6,8 +6,10 @@ import { FrameFlusher } from "../../src/worker/frame-flusher.js";
 /** A connection that records when it was flushed. */
 class Recorder {
   flushes: number[] = [];
-  flush(): void {
+  frames = 1;
+  flush(): number {
     this.flushes.push(performance.now());
+    return this.frames;
   }
 }
 
@@ -56,6 +58,27 @@ describe("FrameFlusher", () => {
       flusher.mark(a);
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(a.flushes.length, 2);
+    } finally {
+      flusher.close();
+    }
+  });
+
+  it("writes at once while busy when its last pass already wrote several frames per connection", async () => {
+    const flusher = new FrameFlusher();
+    try {
+      const a = new Recorder();
+      a.frames = 3; // a busy channel: every connection had three frames queued
+      burnCpu(250);
+      await sleep(0);
+      flusher.mark(a);
+      await sleep(100);
+      assert.equal(a.flushes.length, 1);
+      burnCpu(250);
+      await sleep(0);
+      assert.equal(flusher.busy, true);
+      flusher.mark(a);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(a.flushes.length, 2, "no wait: waiting would add latency and save no write");
     } finally {
       flusher.close();
     }
