@@ -84,19 +84,28 @@ export class ChannelHub {
     s.historyStart = 0;
   }
 
-  /** Adds a worker's interest; with `since`, returns what was published after that offset or reports a gap. */
-  subscribe(workerId: number, channel: string, since: number | null): SubscribeResult {
+  /** Adds a worker's interest in a channel. */
+  subscribe(workerId: number, channel: string): void {
     const s = this.#state(channel);
-    if (!s.workers.has(workerId)) {
-      s.workers.add(workerId);
-      if (s.workers.size === 1) this.interestListener?.(channel, true);
-    }
+    if (s.workers.has(workerId)) return;
+    s.workers.add(workerId);
+    if (s.workers.size === 1) this.interestListener?.(channel, true);
+  }
+
+  /** The channel's offset now and, with `since`, what was published after it or whether history falls short. */
+  replay(channel: string, since: number | null): SubscribeResult {
+    const s = this.#state(channel);
     if (since === null) return { offset: s.offset, history: null, gap: false };
     if (since >= s.offset) return { offset: s.offset, history: [], gap: since > s.offset };
-    const ordered = s.history.slice(s.historyStart).concat(s.history.slice(0, s.historyStart));
-    const oldest = ordered[0]?.[0] ?? s.offset + 1;
-    const after = ordered.filter(([offset]) => offset > since);
-    return { offset: s.offset, history: after, gap: oldest > since + 1 };
+    // History is contiguous up to the current offset (a hole clears it), so the wanted part is its tail.
+    const wanted = s.offset - since;
+    const length = s.history.length;
+    const n = Math.min(wanted, length);
+    const history = Array.from(
+      { length: n },
+      (_, i) => s.history[(s.historyStart + length - n + i) % length] as HistoryEntry,
+    );
+    return { offset: s.offset, history, gap: wanted > length };
   }
 
   unsubscribe(workerId: number, channel: string): void {

@@ -11,7 +11,7 @@ import { ChannelHub } from "./channel-hub.js";
 import { notifyReady, notifyStopping } from "./readiness-notifier.js";
 import type { RedisRelay } from "./redis-relay.js";
 import { StickyBalancer } from "./sticky-balancer.js";
-import { Supervisor, type WorkerInfo } from "./supervisor.js";
+import { Supervisor } from "./supervisor.js";
 import { WorkerBridge } from "./worker-bridge.js";
 
 const SWEEP_INTERVAL_MS = 30_000;
@@ -49,35 +49,38 @@ export async function runPrimary(config: Config): Promise<void> {
   }
 
   const workerCounts = () => {
-    const all = [...supervisor.workers];
-    return {
-      wanted: config.workers,
-      live: all.filter((w) => w.state === "ready").length,
-      retiring: all.filter((w) => w.state === "retiring").length,
-      starting: all.filter((w) => w.state === "starting").length,
-      draining: all.filter((w) => w.state === "draining").length,
-    };
+    const { ready, retiring, starting, draining } = supervisor.countByState();
+    return { wanted: config.workers, live: ready, retiring, starting, draining };
   };
   const readiness = () => {
     const workers = workerCounts();
-    const crashLoop = supervisor.crashLooping();
-    if (phase === "draining") return { status: 503, body: { status: "draining", workers, crashLoop } };
-    if (phase === "starting") return { status: 503, body: { status: "starting", workers, crashLoop } };
-    if (workers.live === 0) return { status: 503, body: { status: "no_live_worker", workers, crashLoop } };
-    return { status: 200, body: { status: "ready", workers, crashLoop } };
+    const status = phase !== "running" ? phase : workers.live > 0 ? "ready" : "no_live_worker";
+    return {
+      status: status === "ready" ? 200 : 503,
+      body: { status, workers, crashLoop: supervisor.crashLooping() },
+    };
   };
 
-  const load = (w: WorkerInfo): number =>
-    (w.stats?.rawConnections ?? 0) + (w.stats?.sioConnections ?? 0) + balancer.recentFor(w.worker.id);
+  /** The ready worker with the fewest connections, counting those handed over since its last stats report. */
+  const pickWorker = (): Worker | undefined => {
+    let best: Worker | undefined;
+    let bestLoad = Number.POSITIVE_INFINITY;
+    for (const w of supervisor.workers) {
+      if (w.state !== "ready") continue;
+      const load =
+        (w.stats?.rawConnections ?? 0) + (w.stats?.sioConnections ?? 0) + balancer.recentFor(w.worker.id);
+      if (load < bestLoad) {
+        best = w.worker;
+        bestLoad = load;
+      }
+    }
+    return best;
+  };
   const publicServer = createServer();
   const balancer: StickyBalancer = new StickyBalancer(publicServer, {
     log,
     refusing: () => phase === "draining",
-    pickWorker: (): Worker | undefined =>
-      supervisor
-        .accepting()
-        .reduce<WorkerInfo | undefined>((best, w) => (!best || load(w) < load(best) ? w : best), undefined)
-        ?.worker,
+    pickWorker,
     probe: (path) => {
       if (path === "/health") {
         const body = { status: "ok", instance: config.instance, workers: workerCounts() };
@@ -96,7 +99,8 @@ export async function runPrimary(config: Config): Promise<void> {
     crashLoop: supervisor.crashLooping(),
     restarts: supervisor.restarts,
     channels: hub.activeChannels(),
-    sessions: balancer.sessionCount,
+    // Socket.IO sessions: each worker counts its own; the session id names its worker, so the primary keeps none.
+    sessions: [...supervisor.workers].reduce((n, w) => n + (w.stats?.sioConnections ?? 0), 0),
     ...(relay ? { redis: relay.status() } : {}),
     workers: [...supervisor.workers].map((w) => ({
       id: w.worker.id,

@@ -97,10 +97,10 @@ export class SioRedisBridge {
     if (typeof requester === "string") {
       const workerId = this.#localUids.get(requester);
       const info = workerId === undefined ? undefined : this.#supervisor.info(workerId);
-      if (info) send(info.worker, message);
+      if (info) this.#supervisor.sendAny(info, message);
       return;
     }
-    for (const info of this.#supervisor.workers) send(info.worker, message);
+    for (const info of this.#supervisor.workers) this.#supervisor.sendAny(info, message);
   }
 
   close(): void {
@@ -114,8 +114,4 @@ type AdapterMessage = { source: string; uid?: unknown; requesterUid?: unknown };
 
 function isAdapterMessage(m: unknown): m is AdapterMessage {
   return typeof m === "object" && m !== null && (m as { source?: unknown }).source === SOURCE;
-}
-
-function send(worker: Worker, message: unknown): void {
-  if (worker.isConnected()) worker.send(message as never, undefined, () => {});
 }

@@ -5,7 +5,8 @@ import { SID_PARAM, workerOfSession } from "../session-id.js";
 
 /**
  * The primary half of @socket.io/sticky, rewritten; workers still run the package's own `setupWorker`, and this
- * speaks its protocol ("sticky:connection" with the socket and its first bytes; session binding messages back).
+ * speaks its protocol ("sticky:connection" with the socket and its first bytes; the session messages workers send
+ * back go unheard: the session id itself names its worker).
  *
  * Why not the package's `setupPrimary` (2.0.1), each fault tested in test/integration/sticky.test.ts:
  * - it sends a Buffer over IPC and the worker `unshift`s it, which only works with advanced serialization
@@ -65,29 +66,16 @@ function detachFromServer(socket: Socket): void {
 
 export class StickyBalancer {
   readonly #deps: BalancerDeps;
-  readonly #sessions = new Map<string, number>();
   /** Connections handed to each worker since its last stats report, to spread a burst of connects. */
   readonly #recent = new Map<number, number>();
 
   constructor(server: Server, deps: BalancerDeps) {
     this.#deps = deps;
     server.on("connection", (socket) => this.#accept(socket));
-    cluster.on("message", (worker, message: { type?: string; data?: unknown }) => {
-      if (message?.type === "sticky:connection" && typeof message.data === "string") {
-        this.#sessions.set(message.data, worker.id);
-      } else if (message?.type === "sticky:disconnection" && typeof message.data === "string") {
-        this.#sessions.delete(message.data);
-      }
-    });
     cluster.on("exit", (worker) => {
-      for (const [sid, id] of this.#sessions) if (id === worker.id) this.#sessions.delete(sid);
       this.#recent.delete(worker.id);
       closeUndeliveredHandles(worker);
     });
-  }
-
-  get sessionCount(): number {
-    return this.#sessions.size;
   }
 
   /** Connections recently handed to a worker and not yet in its reported count. */
@@ -130,7 +118,7 @@ export class StickyBalancer {
       return this.#reply(socket, 503, { error: { code: "unavailable", message: "server is draining" } });
     }
     const sid = path.startsWith("/socket.io/") ? SID_PARAM.exec(target)?.[1] : undefined;
-    const bound = sid === undefined ? undefined : (workerOfSession(sid) ?? this.#sessions.get(sid));
+    const bound = sid === undefined ? undefined : workerOfSession(sid);
     const worker = (bound !== undefined ? cluster.workers?.[bound] : undefined) ?? this.#deps.pickWorker();
     if (!worker?.isConnected()) {
       return this.#reply(socket, 503, { error: { code: "unavailable", message: "no worker is live" } });

@@ -54,9 +54,11 @@ export class Supervisor {
     return this.#workers.get(id);
   }
 
-  /** Workers that take new connections. */
-  accepting(): WorkerInfo[] {
-    return [...this.#workers.values()].filter((w) => w.state === "ready");
+  /** How many workers are in each state. */
+  countByState(): Record<WorkerState, number> {
+    const counts = { starting: 0, ready: 0, retiring: 0, draining: 0 };
+    for (const w of this.#workers.values()) counts[w.state] += 1;
+    return counts;
   }
 
   /** True when a slot has crashed repeatedly within the crash-loop window. */
@@ -77,22 +79,20 @@ export class Supervisor {
     this.#workers.set(worker.id, info);
     // An IPC write to a worker that just died surfaces here; the exit handler does the cleanup.
     worker.on("error", (err) => this.#o.log.debug({ err, worker: worker.id }, "worker channel error"));
-    worker.on("message", (message: unknown) => {
-      if (!isSwitchboardMessage<ToPrimary>(message)) return;
-      if (message.kind === "ready" && info.state === "starting") info.state = "ready";
-      this.#o.onMessage(info, message);
-    });
-    worker.on("exit", (code, signal) => this.#onExit(info, code, signal));
     return new Promise((resolve) => {
-      const check = (message: unknown) => {
-        if (isSwitchboardMessage<ToPrimary>(message) && message.kind === "ready") {
-          worker.off("message", check);
+      worker.on("message", (message: unknown) => {
+        if (!isSwitchboardMessage<ToPrimary>(message)) return;
+        if (message.kind === "ready" && info.state === "starting") {
+          info.state = "ready";
           this.#o.log.info({ worker: worker.id, workerPid: worker.process.pid, slot }, "worker ready");
           resolve(info);
         }
-      };
-      worker.on("message", check);
-      worker.once("exit", () => resolve(info));
+        this.#o.onMessage(info, message);
+      });
+      worker.on("exit", (code, signal) => {
+        this.#onExit(info, code, signal);
+        resolve(info);
+      });
     });
   }
 
@@ -122,7 +122,13 @@ export class Supervisor {
   }
 
   send(info: WorkerInfo, message: ToWorker): void {
-    if (info.worker.isConnected()) info.worker.send(message, undefined, { keepOpen: false }, () => {});
+    this.sendAny(info, message);
+  }
+
+  /** Sends any IPC message (Socket.IO's adapter messages too); a worker that is gone is skipped. */
+  sendAny(info: WorkerInfo, message: object): void {
+    if (info.worker.isConnected())
+      info.worker.send(message as never, undefined, { keepOpen: false }, () => {});
   }
 
   /** Replaces every worker, one at a time: the new one is ready before the old one drains. */

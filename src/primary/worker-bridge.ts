@@ -35,18 +35,15 @@ export class WorkerBridge {
       switch (op[0]) {
         case "sub": {
           const [, rid, channel, since] = op;
-          const r = this.#hub.subscribe(id, channel, since);
-          if (!this.#relay) {
+          this.#hub.subscribe(id, channel);
+          const reply = () => {
+            const r = this.#hub.replay(channel, since);
             this.#push(id, ["subok", rid, r.offset, r.history, r.gap]);
-            break;
-          }
-          // The reply waits until other hosts' messages arrive here too; it is computed then, so its offset and
-          // history are those of the join point. The worker sends no unsub for a channel while a sub is pending.
-          this.#relay.whenSubscribed(channel, () => {
-            if (!this.#supervisor.info(id)) return;
-            const late = this.#hub.subscribe(id, channel, since);
-            this.#push(id, ["subok", rid, late.offset, late.history, late.gap]);
-          });
+          };
+          // With a relay the reply waits until other hosts' messages arrive here too, so its offset and history
+          // are those of the join point. The worker sends no unsub for a channel while a sub is pending.
+          if (!this.#relay) reply();
+          else this.#relay.whenSubscribed(channel, () => this.#supervisor.info(id) && reply());
           break;
         }
         case "unsub":
