@@ -95,10 +95,15 @@ export class RedisLink {
     return this.nodeFor(redisChannel)?.ready === true;
   }
 
+  /** When the link entered its current state (ISO time). */
+  get since(): string {
+    return new Date(this.#since).toISOString();
+  }
+
   status(): Record<string, unknown> {
     return {
       state: this.#state,
-      since: new Date(this.#since).toISOString(),
+      since: this.since,
       url: this.#target.display,
       cluster: this.#target.cluster,
       subscriptions: this.#desired.size,

@@ -5,7 +5,7 @@ import { reconnectDelayMs } from "./redis-options.js";
 import { publishScript, SEQUENCE_TTL_MS, SYNC_SCRIPT } from "./redis-wire.js";
 
 /** Channels per SUBSCRIBE while restoring after a reconnect; each batch is confirmed before the next goes out. */
-export const SUBSCRIBE_BATCH = 500;
+const SUBSCRIBE_BATCH = 500;
 const PING_INTERVAL_MS = 5000;
 const COMMAND_TIMEOUT_MS = 3000;
 

@@ -14,8 +14,8 @@ export type RedisTarget = {
 };
 
 /**
- * Parses `redis://[user:password@]host[:port][/db]` and `rediss://…` (TLS). config.ts has already checked the
- * scheme; a cluster has one database (0), so a path there is an error.
+ * Parses `redis://[user:password@]host[:port][/db]` and `rediss://…` (TLS). config.ts has already rejected what
+ * does not fit (scheme, database path, a path on cluster seeds, several URLs without --redis-cluster).
  */
 export function parseRedisTarget(urls: string, cluster: boolean): RedisTarget {
   const parsed = urls
@@ -23,13 +23,8 @@ export function parseRedisTarget(urls: string, cluster: boolean): RedisTarget {
     .map((u) => u.trim())
     .filter(Boolean)
     .map((u) => new URL(u));
-  const first = parsed[0];
-  if (!first) throw new Error("--redis: no URL");
+  const first = parsed[0] as URL;
   const db = first.pathname.length > 1 ? Number(first.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0)
-    throw new Error(`--redis: database "${first.pathname}" is not a number`);
-  if (cluster && db !== 0) throw new Error("--redis with --redis-cluster: a cluster has only database 0");
-  if (!cluster && parsed.length > 1) throw new Error("--redis: several URLs need --redis-cluster");
   const auth: RedisTarget["auth"] = { db };
   if (first.username) auth.username = decodeURIComponent(first.username);
   if (first.password) auth.password = decodeURIComponent(first.password);

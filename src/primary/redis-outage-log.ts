@@ -92,7 +92,7 @@ export class OutageLog {
     // Counted from the previous report rather than from the down event: the first publishes fail a moment
     // before the connection's close event says the link is down.
     const report = { outageMs: Date.now() - outage.startedAt, ...this.#unreported() };
-    const lost = report.unrelayed + report.missed + report.sioUnrelayed > 0;
+    const lost = total(report) > 0;
     if (outage.reason === "starting" && !lost) this.#d.log.info(this.#d.status(), "redis link up");
     else
       this.#d.log[lost ? "warn" : "info"](
@@ -105,11 +105,8 @@ export class OutageLog {
 
   #unreported(): Losses {
     const now = this.#d.losses();
-    const since = {
-      unrelayed: now.unrelayed - this.#reported.unrelayed,
-      missed: now.missed - this.#reported.missed,
-      sioUnrelayed: now.sioUnrelayed - this.#reported.sioUnrelayed,
-    };
+    const since = { ...now };
+    for (const k of LOSS_KINDS) since[k] -= this.#reported[k];
     this.#reported = now;
     return since;
   }
@@ -117,15 +114,18 @@ export class OutageLog {
   /** Losses outside an outage (a failed script, a gap found late) get their own line. */
   #reportLosses(): void {
     if (this.#outage) return;
-    const now = this.#d.losses();
-    const r = this.#reported;
-    if (now.unrelayed === r.unrelayed && now.missed === r.missed && now.sioUnrelayed === r.sioUnrelayed)
-      return;
-    this.#d.log.warn(this.#unreported(), "redis relay: messages lost while the link was up");
+    const lost = this.#unreported();
+    if (total(lost) > 0) this.#d.log.warn(lost, "redis relay: messages lost while the link was up");
   }
 
   close(): void {
     clearInterval(this.#reportTimer);
     if (this.#settleTimer) clearTimeout(this.#settleTimer);
   }
+}
+
+const LOSS_KINDS = ["unrelayed", "missed", "sioUnrelayed"] as const satisfies readonly (keyof Losses)[];
+
+function total(losses: Losses): number {
+  return LOSS_KINDS.reduce((n, k) => n + losses[k], 0);
 }

@@ -6,7 +6,7 @@ import type { ChannelHub } from "./channel-hub.js";
 import { type LinkState, RedisLink } from "./redis-link.js";
 import { type RelayCounts, registerRedisMetrics } from "./redis-metrics.js";
 import type { RedisNode } from "./redis-node.js";
-import { parseRedisTarget, type RedisTarget } from "./redis-options.js";
+import { parseRedisTarget, type RedisTarget, reconnectDelayMs } from "./redis-options.js";
 import { OutageLog } from "./redis-outage-log.js";
 import { ORIGIN_LENGTH, parseChannelMessage, RedisNames } from "./redis-wire.js";
 import type { Relay } from "./relay.js";
@@ -115,11 +115,7 @@ export class RedisRelay implements Relay {
         sioUnrelayed: this.#sio.counters.unrelayed,
       }),
       state: () => this.#link.state,
-      joining: () => {
-        let n = 0;
-        for (const st of this.#channels.values()) if (st.order.phase === "held") n += 1;
-        return n;
-      },
+      joining: () => this.#joining(),
       status: () => this.#link.status(),
     });
     d.hub.interestListener = (channel, interested) => this.#interest(channel, interested);
@@ -256,18 +252,16 @@ export class RedisRelay implements Relay {
   /** Hold channels from the moment their SUBSCRIBE goes out, so nothing they carry is delivered before the join. */
   #onSubscribing(redisChannels: string[]): void {
     for (const redisChannel of redisChannels) {
-      const name = this.#names.channelOf(redisChannel);
-      const st = name === null ? undefined : this.#channels.get(name);
-      if (st && (st.interested || st.lingerTimer)) this.#hold(st);
+      const st = this.#stateOf(redisChannel);
+      if (st && wanted(st)) this.#hold(st);
     }
   }
 
   /** Subscriptions confirmed on `node`: read each channel's offset there (after every message before it), then deliver. */
   #onSubscribed(node: RedisNode, redisChannels: string[]): void {
     for (const redisChannel of redisChannels) {
-      const name = this.#names.channelOf(redisChannel);
-      const st = name === null ? undefined : this.#channels.get(name);
-      if (st && (st.interested || st.lingerTimer)) this.#join(st, node, 0);
+      const st = this.#stateOf(redisChannel);
+      if (st && wanted(st)) this.#join(st, node, 0);
     }
   }
 
@@ -305,19 +299,17 @@ export class RedisRelay implements Relay {
       st.resyncTimer = setTimeout(
         () => {
           st.resyncTimer = null;
-          const wanted = st.interested || st.lingerTimer !== null;
-          if (wanted && node.ready && this.#link.nodeFor(st.redisChannel) === node)
+          if (wanted(st) && node.ready && this.#link.nodeFor(st.redisChannel) === node)
             this.#join(st, node, attempt + 1);
         },
-        Math.min(100 * 2 ** attempt, 2000),
+        reconnectDelayMs(attempt + 1),
       );
     });
   }
 
   #onLost(redisChannels: string[]): void {
     for (const redisChannel of redisChannels) {
-      const name = this.#names.channelOf(redisChannel);
-      const st = name === null ? undefined : this.#channels.get(name);
+      const st = this.#stateOf(redisChannel);
       if (!st) continue;
       if (st.resyncTimer) {
         clearTimeout(st.resyncTimer);
@@ -360,7 +352,7 @@ export class RedisRelay implements Relay {
       clearTimeout(st.stallTimer);
       st.stallTimer = null;
     }
-    if (!st.interested && !st.lingerTimer && !st.resyncTimer && st.order.idle && st.waiters.length === 0) {
+    if (!wanted(st) && !st.resyncTimer && st.order.idle && st.waiters.length === 0) {
       this.#channels.delete(st.name);
     }
   }
@@ -371,24 +363,32 @@ export class RedisRelay implements Relay {
 
   /** For /health on the public port: the link's state, without detail. */
   health(): { state: LinkState; since: string } {
-    const s = this.#link.status();
-    return { state: this.#link.state, since: s.since as string };
+    return { state: this.#link.state, since: this.#link.since };
+  }
+
+  /** The state of a channel this relay tracks, by its Redis channel name. */
+  #stateOf(redisChannel: string): ChannelState | undefined {
+    const name = this.#names.channelOf(redisChannel);
+    return name === null ? undefined : this.#channels.get(name);
+  }
+
+  /** Channels waiting for their join point (subscribers held until then). */
+  #joining(): number {
+    let n = 0;
+    for (const st of this.#channels.values()) if (st.order.phase === "held") n += 1;
+    return n;
   }
 
   status(): Record<string, unknown> {
-    let held = 0;
     let stale = 0;
-    for (const st of this.#channels.values()) {
-      if (st.order.phase === "held") held += 1;
-      stale += st.order.stale;
-    }
+    for (const st of this.#channels.values()) stale += st.order.stale;
     return {
       ...this.#link.status(),
       origin: this.#origin,
       outages: this.#outages.outages,
       outageSince: this.#outages.since?.toISOString() ?? null,
       channels: this.#channels.size,
-      joining: held,
+      joining: this.#joining(),
       ...this.#counts,
       stale,
       socketio: { ...this.#sio.counters },
@@ -415,4 +415,9 @@ export class RedisRelay implements Relay {
     this.#sio.close();
     await this.#link.close();
   }
+}
+
+/** Someone here subscribes to the channel, or did a moment ago (its subscription lingers). */
+function wanted(st: ChannelState): boolean {
+  return st.interested || st.lingerTimer !== null;
 }

@@ -2,9 +2,11 @@
  * Per-channel delivery order on one host when Redis sequences the channel. Pure: no Redis, no IPC.
  *
  * A message reaches this host's subscribers from one of two places: the reply to this host's own publish script
- * (its offset comes back on the command connection, and the echo on the subscription is dropped), or the
- * subscription (messages other hosts published). The two connections race, so this class merges them back into
- * offset order. What makes that possible without timeouts in the common case:
+ * (its offset comes back as the reply, and the echo on the subscription is dropped), or the subscription
+ * (messages other hosts published). Both arrive on one RESP3 connection per node (redis-node.ts); this class
+ * orders them by offset, not by arrival, so it stays right however they interleave (a reconnect, a failed script,
+ * a slot moving to another node; the bounded stall wait below is for those). What makes that possible without
+ * timeouts in the common case:
  * - the subscription is in offset order (INCR and PUBLISH run in one script, scripts run one at a time per shard),
  *   so once it has shown offset n (a remote message or our own echo), nothing at or below n is still to come on it;
  * - this host's own publishes on one channel go down one connection in order, so their replies come back in order.
@@ -33,7 +35,7 @@ const OK = 1;
 const FAILED = 2;
 
 /** One of this host's publishes, waiting for its offset. */
-export class OwnPublish {
+class OwnPublish {
   state: typeof PENDING | typeof OK | typeof FAILED = PENDING;
   offset = 0;
   readonly dataJson: string;
