@@ -2,9 +2,10 @@
 import cluster from "node:cluster";
 import { Command } from "commander";
 import { type Config, ConfigError, loadConfig, settings } from "./config.js";
+import { parseRedisTarget } from "./primary/redis-options.js";
 
 /** Exit code for invalid configuration (systemd: RestartPreventExitStatus=2). */
-export const EXIT_CONFIG = 2;
+const EXIT_CONFIG = 2;
 
 function withSettings(cmd: Command): Command {
   cmd.option("--config <file>", "JSON config file (env SWITCHBOARD_CONFIG)");
@@ -49,9 +50,13 @@ async function main(): Promise<void> {
   withSettings(program.command("check-config").description("validate the configuration and exit")).action(
     (flags) => {
       const config = configFrom(flags);
-      process.stdout.write(
-        `config ok: ${JSON.stringify({ ...config, apiKey: config.apiKey ? "***" : null, jwtSecret: config.jwtSecret ? "***" : null })}\n`,
-      );
+      const shown = {
+        ...config,
+        redis: config.redis && parseRedisTarget(config.redis, config.redisCluster).display,
+        apiKey: config.apiKey ? "***" : null,
+        jwtSecret: config.jwtSecret ? "***" : null,
+      };
+      process.stdout.write(`config ok: ${JSON.stringify(shown)}\n`);
     },
   );
   program

@@ -276,7 +276,7 @@ export function loadConfig(sources: Sources): Config {
   return Object.freeze(out) as Config;
 }
 
-export function camel(flag: string): string {
+function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 

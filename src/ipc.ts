@@ -3,7 +3,6 @@
  * Each direction batches everything of one event-loop turn into a single message, in order, because
  * the order carries meaning: a subscribe reply sits exactly between the deliveries before and after it.
  */
-import type { ErrorCode } from "./errors.js";
 
 /** Tag on every Switchboard IPC message; Socket.IO's adapter and @socket.io/sticky use their own. */
 export const IPC_TAG = "switchboard";
@@ -26,8 +25,7 @@ export type UpOp =
 export type DownEvent =
   | Delivery
   | ["subok", rid: number, offset: number, history: HistoryEntry[] | null, gap: boolean]
-  | ["pubok", rid: number, offsets: number[]]
-  | ["puberr", rid: number, code: ErrorCode, message: string];
+  | ["pubok", rid: number, offsets: number[]];
 
 export type WorkerStats = {
   rawConnections: number;
@@ -40,13 +38,11 @@ export type WorkerStats = {
 
 export type ToPrimary =
   | { tag: typeof IPC_TAG; kind: "ready" }
-  | { tag: typeof IPC_TAG; kind: "up"; ops: UpOp[] }
-  | { tag: typeof IPC_TAG; kind: "drained" };
+  | { tag: typeof IPC_TAG; kind: "up"; ops: UpOp[] };
 
 export type ToWorker =
   | { tag: typeof IPC_TAG; kind: "down"; events: DownEvent[] }
-  | { tag: typeof IPC_TAG; kind: "drain"; windowMs: number; deadlineMs: number; reason: string }
-  | { tag: typeof IPC_TAG; kind: "accepting"; value: boolean };
+  | { tag: typeof IPC_TAG; kind: "drain"; windowMs: number; deadlineMs: number; reason: string };
 
 export function isSwitchboardMessage<T extends { tag: string }>(m: unknown): m is T {
   return typeof m === "object" && m !== null && (m as { tag?: unknown }).tag === IPC_TAG;

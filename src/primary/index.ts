@@ -4,7 +4,6 @@ import type { AddressInfo, Server as NetServer } from "node:net";
 import { createServer } from "node:net";
 import { setupPrimary as setupAdapterRelay } from "@socket.io/cluster-adapter";
 import type { Config } from "../config.js";
-import { IPC_TAG } from "../ipc.js";
 import { createLogger } from "../log.js";
 import { AdminServer } from "./admin-server.js";
 import { ChannelHub } from "./channel-hub.js";
@@ -165,7 +164,6 @@ export async function runPrimary(config: Config): Promise<void> {
   await supervisor.start();
   if (phase !== "starting") return;
   phase = "running";
-  for (const w of supervisor.workers) supervisor.send(w, { tag: IPC_TAG, kind: "accepting", value: true });
   log.info({ port, adminPort, workers: config.workers, host: config.host }, "ready");
   notifyReady(log);
 }

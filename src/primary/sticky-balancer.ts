@@ -1,5 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Server, Socket } from "node:net";
+import { endWithJson } from "../http-reply.js";
 import type { Logger } from "../log.js";
 import { SID_PARAM, workerOfSession } from "../session-id.js";
 
@@ -150,13 +151,8 @@ export class StickyBalancer {
   }
 
   #reply(socket: Socket, status: number, body: unknown): void {
-    const text = JSON.stringify(body);
-    const reason = status === 200 ? "OK" : status === 503 ? "Service Unavailable" : "Error";
     socket.removeAllListeners("data");
     socket.setTimeout(0);
-    socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
-        `Cache-Control: no-store\r\nConnection: close\r\n\r\n${text}`,
-    );
+    endWithJson(socket, status, body);
   }
 }

@@ -1,4 +1,4 @@
-import type { ErrorCode } from "../errors.js";
+import { type ErrorCode, SwitchboardError } from "../errors.js";
 
 /** Frames a raw WebSocket client sends (DESIGN.md §4). `id` is echoed on the reply when present. */
 export type ClientMessage =
@@ -19,6 +19,29 @@ export function channelProblem(channel: unknown, maxLength: number): string | nu
   if (channel.length > maxLength) return `channel is longer than ${maxLength} characters`;
   if (!CHANNEL_CHARS.test(channel)) return "channel may only contain A-Z a-z 0-9 _ - : . @ / =";
   return null;
+}
+
+/** Checks a subscribe's `since` (absent is fine); returns a reason when it is not acceptable. */
+export function sinceProblem(since: unknown): string | null {
+  if (since === undefined || (typeof since === "number" && Number.isInteger(since) && since >= 0))
+    return null;
+  return "since must be a non-negative integer offset";
+}
+
+/** A publish or presence channel, checked; throws invalid_channel. `where` prefixes the reason. */
+export function checkedChannel(channel: unknown, maxLength: number, where = ""): string {
+  const problem = channelProblem(channel, maxLength);
+  if (problem) throw new SwitchboardError("invalid_channel", `${where}${problem}`);
+  return channel as string;
+}
+
+/** A publish's data as JSON, within the payload limit; throws too_large. `where` prefixes the reason. */
+export function encodedData(data: unknown, maxBytes: number, where = ""): string {
+  const dataJson = JSON.stringify(data);
+  if (Buffer.byteLength(dataJson) > maxBytes) {
+    throw new SwitchboardError("too_large", `${where}data exceeds ${maxBytes} bytes`);
+  }
+  return dataJson;
 }
 
 function idOf(value: unknown): RequestId | undefined {
@@ -59,14 +82,10 @@ export function parseClientMessage(text: string, maxChannelLength: number): Clie
           return withId({ error: "bad_request" as const, message: "publish needs data" });
         return withId({ type: "publish" as const, channel, data: frame.data });
       }
+      const sinceWhy = sinceProblem(frame.since);
+      if (sinceWhy) return withId({ error: "bad_request" as const, message: sinceWhy });
       if (frame.since === undefined) return withId({ type: "subscribe" as const, channel });
-      if (typeof frame.since !== "number" || !Number.isInteger(frame.since) || frame.since < 0) {
-        return withId({
-          error: "bad_request" as const,
-          message: "since must be a non-negative integer offset",
-        });
-      }
-      return withId({ type: "subscribe" as const, channel, since: frame.since });
+      return withId({ type: "subscribe" as const, channel, since: frame.since as number });
     }
     case undefined:
       return withId({ error: "bad_request" as const, message: "frame needs a type" });

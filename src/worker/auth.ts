@@ -3,7 +3,9 @@ import type { IncomingMessage } from "node:http";
 import { type JWTPayload, jwtVerify, type KeyObject } from "jose";
 import type { Config } from "../config.js";
 import { SwitchboardError } from "../errors.js";
-import type { Claims } from "./raw-connection.js";
+
+/** What a verified connection token says: who, and which channels (all when absent). */
+export type Claims = { sub?: string; channels?: string[] };
 
 export type TokenVerifier = (token: string | undefined) => Promise<Claims | null>;
 
@@ -43,10 +45,15 @@ export function grants(claims: Claims | null, channel: string): boolean {
   return claims.channels.some((c) => (c.endsWith("*") ? channel.startsWith(c.slice(0, -1)) : c === channel));
 }
 
-/** The token of an HTTP request: `?token=` or `Authorization: Bearer`. */
-export function tokenOf(req: IncomingMessage): string | undefined {
+function bearerOf(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
-  if (header?.startsWith("Bearer ")) return header.slice(7);
+  return header?.startsWith("Bearer ") ? header.slice(7) : undefined;
+}
+
+/** The token of an HTTP request: `Authorization: Bearer` or `?token=`. */
+export function tokenOf(req: IncomingMessage): string | undefined {
+  const bearer = bearerOf(req);
+  if (bearer !== undefined) return bearer;
   const q = req.url?.indexOf("?") ?? -1;
   if (q === -1 || !req.url) return undefined;
   return new URLSearchParams(req.url.slice(q + 1)).get("token") ?? undefined;
@@ -62,10 +69,7 @@ function isLoopback(address: string | undefined): boolean {
  */
 export function checkApiAccess(req: IncomingMessage, apiKey: string | null): void {
   if (apiKey) {
-    const header = req.headers.authorization;
-    const given =
-      (header?.startsWith("Bearer ") ? header.slice(7) : undefined) ??
-      (req.headers["x-api-key"] as string | undefined);
+    const given = bearerOf(req) ?? (req.headers["x-api-key"] as string | undefined);
     if (!given)
       throw new SwitchboardError("unauthorized", "an API key is required (Authorization: Bearer <key>)");
     const a = Buffer.from(given);

@@ -108,9 +108,6 @@ export class BusClient {
         case "pubok":
           this.#settle(e[1], e[2]);
           break;
-        case "puberr":
-          this.#settle(e[1], new SwitchboardError(e[2], e[3]));
-          break;
       }
     }
   }

@@ -25,7 +25,8 @@ export function drainWorker(
 ): Promise<void> {
   const started = Date.now();
   const timers: NodeJS.Timeout[] = [];
-  const clients = ws.connections.size + sio.connectionCount;
+  const connected = () => ws.connections.size + sio.connectionCount;
+  const clients = connected();
   const windowMs = Math.min(plan.windowMs, Math.max(200, clients * PACE_MS_PER_CLIENT));
   const maxDelayMs = Math.min(5000, Math.max(100, Math.round(windowMs / 4)));
   for (const conn of ws.connections) {
@@ -54,12 +55,12 @@ export function drainWorker(
       clearInterval(poll);
       clearTimeout(deadline);
       for (const t of timers) clearTimeout(t);
-      log.info({ tookMs: Date.now() - started, left: ws.connections.size + sio.connectionCount }, "drained");
+      log.info({ tookMs: Date.now() - started, left: connected() }, "drained");
       resolve();
     };
     const poll = setInterval(() => {
       http.closeIdleConnections();
-      if (ws.connections.size + sio.connectionCount === 0) finish();
+      if (connected() === 0) finish();
     }, 50);
     const deadline = setTimeout(finish, Math.max(0, plan.deadlineMs - 500));
   });

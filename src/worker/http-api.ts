@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server as IoServer } from "socket.io";
 import type { Config } from "../config.js";
-import { errorCodes, SwitchboardError } from "../errors.js";
+import { httpStatusOf, SwitchboardError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { channelProblem } from "../protocol/client-message.js";
+import { checkedChannel, encodedData } from "../protocol/client-message.js";
 import { checkApiAccess } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { WorkerCounters } from "./worker-counters.js";
@@ -56,7 +56,7 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
       const e = err instanceof SwitchboardError ? err : new SwitchboardError("internal", "internal error");
       if (!(err instanceof SwitchboardError)) d.log.error({ err }, "HTTP handler failed");
       d.counters.error(e.code);
-      send(res, errorCodes[e.code].http, { error: { code: e.code, message: e.message } });
+      send(res, httpStatusOf(e.code), { error: { code: e.code, message: e.message } });
     });
   };
 
@@ -72,20 +72,13 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
   function toMessage(m: unknown, where: string): [string, string] {
     if (!isObject(m))
       throw new SwitchboardError("bad_request", `${where || "body"} must be {"channel":…,"data":…}`);
-    const problem = channelProblem(m.channel, d.config.maxChannelLength);
-    if (problem) throw new SwitchboardError("invalid_channel", `${where}${problem}`);
+    const channel = checkedChannel(m.channel, d.config.maxChannelLength, where);
     if (!("data" in m)) throw new SwitchboardError("bad_request", `${where}data is required`);
-    const dataJson = JSON.stringify(m.data);
-    if (Buffer.byteLength(dataJson) > d.config.maxPayloadBytes) {
-      throw new SwitchboardError("too_large", `${where}data exceeds ${d.config.maxPayloadBytes} bytes`);
-    }
-    return [m.channel as string, dataJson];
+    return [channel, encodedData(m.data, d.config.maxPayloadBytes, where)];
   }
 
   async function presence(channel: string | null): Promise<unknown> {
-    const problem = channelProblem(channel, d.config.maxChannelLength);
-    if (problem) throw new SwitchboardError("invalid_channel", problem);
-    const name = channel as string;
+    const name = checkedChannel(channel, d.config.maxChannelLength);
     const [sockets, rawElsewhere] = await Promise.all([
       d.io.in(name).fetchSockets(),
       d.io.serverSideEmitWithAck(PRESENCE_EVENT, name) as Promise<number[]>,

@@ -4,7 +4,8 @@ import { IPC_TAG } from "../ipc.js";
 import { createLogger } from "../log.js";
 import { createTokenVerifier } from "./auth.js";
 import { BusClient } from "./bus-client.js";
-import { ChannelRegistry, type Member } from "./channel-registry.js";
+import { ChannelRegistry } from "./channel-registry.js";
+import type { ClientMember } from "./client-member.js";
 import { drainWorker } from "./drain.js";
 import { createHttpApi } from "./http-api.js";
 import { SioGateway } from "./sio-gateway.js";
@@ -20,7 +21,7 @@ export function runWorker(config: Config, workerId: number): void {
   const log = createLogger(config.logLevel, { role: "worker", worker: workerId, instance: config.instance });
   let accepting = true;
   const bus = new BusClient();
-  const registry = new ChannelRegistry<Member>();
+  const registry = new ChannelRegistry<ClientMember>();
   const subscriptions = new Subscriptions(bus, registry, config.maxSubscriptions);
   const counters = new WorkerCounters();
   const verifyToken = createTokenVerifier(config);
@@ -46,14 +47,12 @@ export function runWorker(config: Config, workerId: number): void {
     counters.delivered += ws.deliver(channel, offset, dataJson) + sio.deliver(channel, offset, dataJson);
   });
   bus.onControl((m) => {
-    if (m.kind === "accepting") accepting = m.value;
     if (m.kind === "drain") {
       accepting = false;
       void drainWorker(m, server, ws, sio, log).then(() => {
         ws.close();
         sio.close();
         server.closeAllConnections();
-        bus.send({ tag: IPC_TAG, kind: "drained" });
         setTimeout(() => process.exit(0), 50);
       });
     }

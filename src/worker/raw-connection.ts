@@ -1,28 +1,20 @@
 import type { Socket } from "node:net";
 import type { WebSocket } from "ws";
-import type { Member } from "./channel-registry.js";
+import type { Claims } from "./auth.js";
+import { ClientMember } from "./client-member.js";
 import type { FrameFlusher } from "./frame-flusher.js";
-import { TokenBucket } from "./token-bucket.js";
 
-export type Claims = { sub?: string; channels?: string[] };
-
-/**
- * One raw /ws client: its subscriptions, its outgoing frame queue, its rate budget and heartbeat flag. Kept
- * small: idle connections are most of a server's memory, so the channel set is made on first use.
- */
-export class RawConnection implements Member {
+/** One raw /ws client: its outgoing frame queue and heartbeat flag, besides what every client holds. */
+export class RawConnection extends ClientMember {
   readonly ws: WebSocket;
-  readonly claims: Claims | null;
   closed = false;
   /** Cleared on each heartbeat ping, set by the pong. */
   alive = true;
   #socket: Socket;
   #queue: Buffer[] | null = null;
   #queuedBytes = 0;
-  readonly budget: TokenBucket;
   readonly #flusher: FrameFlusher;
   readonly #onSlow: (conn: RawConnection) => void;
-  #channels: Set<string> | null = null;
 
   constructor(
     ws: WebSocket,
@@ -32,21 +24,15 @@ export class RawConnection implements Member {
     onSlow: (conn: RawConnection) => void,
     rate: number,
   ) {
+    super(claims, rate);
     this.ws = ws;
     this.#socket = socket;
-    this.claims = claims;
     this.#flusher = flusher;
     this.#onSlow = onSlow;
-    this.budget = new TokenBucket(rate);
   }
 
   get protocol(): "raw" {
     return "raw";
-  }
-
-  get channels(): Set<string> {
-    this.#channels ??= new Set();
-    return this.#channels;
   }
 
   /** Queues one encoded frame; the same Buffer may be queued on thousands of connections. */

@@ -1,13 +1,11 @@
 import type { Server as HttpServer, IncomingMessage } from "node:http";
 import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
-import type { ErrorCode, SwitchboardError } from "../errors.js";
-import { channelProblem } from "../protocol/client-message.js";
-import { grants, tokenOf } from "./auth.js";
-import type { Member } from "./channel-registry.js";
-import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
-import type { Claims } from "./raw-connection.js";
-import { TokenBucket } from "./token-bucket.js";
+import type { ErrorCode } from "../errors.js";
+import { channelProblem, sinceProblem } from "../protocol/client-message.js";
+import { type Claims, tokenOf } from "./auth.js";
+import { ClientMember } from "./client-member.js";
+import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
 
 /** Engine.IO's socket as we trim it: the request dropped once its token is read. */
 type EngineSocket = { request: (IncomingMessage & { _query?: object }) | null; requestToken?: string };
@@ -19,46 +17,33 @@ const MEMBER = Symbol("switchboard.member");
 /** A Socket.IO socket with its member attached: shared listeners find their connection through it. */
 type MemberSocket = Socket & { [MEMBER]?: SioMember };
 
-/**
- * A Socket.IO socket as a channel member; the room of the same name carries its deliveries. Kept small: idle
- * sockets are most of a server's memory, so the channel set is made on first use.
- */
-class SioMember implements Member {
+/** A Socket.IO socket as a channel member; the room of the same name carries its deliveries. */
+class SioMember extends ClientMember {
   readonly socket: Socket;
-  readonly claims: Claims | null;
-  readonly budget: TokenBucket;
-  #channels: Set<string> | null = null;
   constructor(socket: Socket, claims: Claims | null, rate: number) {
+    super(claims, rate);
     this.socket = socket;
-    this.claims = claims;
-    this.budget = new TokenBucket(rate);
   }
   get protocol(): "sio" {
     return "sio";
-  }
-  get channels(): Set<string> {
-    this.#channels ??= new Set();
-    return this.#channels;
   }
   get closed(): boolean {
     return this.socket.disconnected;
   }
 }
 
-export type SioGatewayDeps = GatewayDeps;
-
 /** Socket.IO on /socket.io/ (DESIGN.md §5) with @socket.io/cluster-adapter for its own cross-worker features. */
 export class SioGateway {
   readonly io: Server;
-  readonly #d: SioGatewayDeps;
-  readonly #publishProblem: ReturnType<typeof createPublishPolicy>;
+  readonly #d: GatewayDeps;
+  readonly #publish: ClientPublish;
   readonly #sweep: NodeJS.Timeout;
   readonly #onEvent: (this: MemberSocket, event: string, ...args: unknown[]) => void;
   readonly #onDisconnect: (this: MemberSocket) => void;
 
-  constructor(server: HttpServer, d: SioGatewayDeps) {
+  constructor(server: HttpServer, d: GatewayDeps) {
     this.#d = d;
-    this.#publishProblem = createPublishPolicy(d.config);
+    this.#publish = createClientPublish(d.config, d.bus);
     this.io = new Server(server, {
       path: "/socket.io/",
       adapter: createAdapter(),
@@ -136,14 +121,20 @@ export class SioGateway {
         return this.#subscribe(member, args[0], ack);
       case "unsubscribe": {
         const channel = args[0];
-        if (typeof channel !== "string")
-          return this.#fail(ack, "invalid_channel", "channel must be a string");
-        this.#d.subscriptions.unsubscribe(member, channel);
-        member.socket.leave(channel);
+        const problem = channelProblem(channel, this.#d.config.maxChannelLength);
+        if (problem) return this.#fail(ack, "invalid_channel", problem);
+        this.#d.subscriptions.unsubscribe(member, channel as string);
+        member.socket.leave(channel as string);
         return ack({ ok: true });
       }
       case "publish":
-        return this.#publish(member, args[0], args[1], ack);
+        return this.#publish(
+          member.claims,
+          args[0],
+          args[1] ?? null,
+          (offset) => ack({ ok: true, offset }),
+          (err) => this.#fail(ack, err.code, err.message),
+        );
       default:
         return this.#fail(
           ack,
@@ -160,39 +151,19 @@ export class SioGateway {
         : { channel: arg, since: undefined };
     const problem = channelProblem(channel, this.#d.config.maxChannelLength);
     if (problem) return this.#fail(ack, "invalid_channel", problem);
+    const sinceWhy = sinceProblem(since);
+    if (sinceWhy) return this.#fail(ack, "bad_request", sinceWhy);
     const name = channel as string;
-    if (since !== undefined && (typeof since !== "number" || !Number.isInteger(since) || since < 0)) {
-      return this.#fail(ack, "bad_request", "since must be a non-negative integer offset");
-    }
-    if (!grants(member.claims, name))
-      return this.#fail(ack, "forbidden", `the token does not grant channel ${name}`);
     this.#d.subscriptions.subscribe(member, name, (since as number | undefined) ?? null, (outcome) => {
       if (!outcome.ok) return this.#fail(ack, outcome.error.code, outcome.error.message);
-      member.socket.join(name);
-      const reply = outcome.reply;
-      if (reply?.gap) {
-        this.#fail(ack, "history_gap", `messages after offset ${since} are no longer in history`);
-      } else ack({ ok: true });
-      for (const [offset, dataJson] of reply?.history ?? []) {
+      // Not a member when it unsubscribed or left while the subscribe was pending: no room then.
+      if (member.channels.has(name)) member.socket.join(name);
+      if (outcome.gap) this.#fail(ack, "history_gap", outcome.gap.message);
+      else ack({ ok: true });
+      for (const [offset, dataJson] of outcome.history) {
         member.socket.emit("message", name, JSON.parse(dataJson), { offset });
       }
     });
-  }
-
-  #publish(member: SioMember, channel: unknown, data: unknown, ack: Ack): void {
-    const problem = channelProblem(channel, this.#d.config.maxChannelLength);
-    if (problem) return this.#fail(ack, "invalid_channel", problem);
-    const name = channel as string;
-    const refused = this.#publishProblem(member.claims, name);
-    if (refused) return this.#fail(ack, "forbidden", refused);
-    const dataJson = JSON.stringify(data ?? null);
-    if (Buffer.byteLength(dataJson) > this.#d.config.maxPayloadBytes) {
-      return this.#fail(ack, "too_large", `data exceeds ${this.#d.config.maxPayloadBytes} bytes`);
-    }
-    this.#d.bus.publish([[name, dataJson]]).then(
-      ([offset]) => ack({ ok: true, offset }),
-      (err: SwitchboardError) => this.#fail(ack, err.code ?? "internal", err.message),
-    );
   }
 
   /** Delivers one message to this worker's Socket.IO subscribers; Socket.IO encodes it once for the room. */

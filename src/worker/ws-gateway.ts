@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Socket } from "node:net";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
-import { CLOSE_RESTART, type ErrorCode, errorCodes, type SwitchboardError } from "../errors.js";
+import { CLOSE_RESTART, type ErrorCode, errorCodes, httpStatusOf } from "../errors.js";
+import { endWithJson } from "../http-reply.js";
 import {
   type ClientMessage,
   isParseFailure,
@@ -17,10 +18,10 @@ import {
   pongText,
   reconnectText,
 } from "../protocol/server-frames.js";
-import { grants, tokenOf } from "./auth.js";
+import { type Claims, tokenOf } from "./auth.js";
 import { FrameFlusher } from "./frame-flusher.js";
-import { createPublishPolicy, type GatewayDeps } from "./gateway-deps.js";
-import { type Claims, RawConnection } from "./raw-connection.js";
+import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
+import { RawConnection } from "./raw-connection.js";
 
 const SLOW_CONSUMER_GRACE_MS = 30_000;
 const CONNECTION = Symbol("switchboard.connection");
@@ -45,7 +46,7 @@ export class WsGateway {
   readonly #wss: WebSocketServer;
   readonly #flusher = new FrameFlusher();
   readonly connections = new Set<RawConnection>();
-  readonly #publishProblem: ReturnType<typeof createPublishPolicy>;
+  readonly #publish: ClientPublish;
   readonly #heartbeat: NodeJS.Timeout;
   // Every connection shares these listeners instead of closures of its own (about 1 KiB per idle connection).
   readonly #onSlow = (conn: RawConnection) => this.#slow(conn);
@@ -55,7 +56,7 @@ export class WsGateway {
 
   constructor(server: Server, d: WsGatewayDeps) {
     this.#d = d;
-    this.#publishProblem = createPublishPolicy(d.config);
+    this.#publish = createClientPublish(d.config, d.bus);
     // Frames between max-payload and 4x get a too_large error and the connection stays; beyond that ws closes 1009.
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -84,14 +85,14 @@ export class WsGateway {
     const path = req.url?.split("?", 1)[0];
     if (path?.startsWith("/socket.io/")) return; // Engine.IO's own upgrade handler takes it
     socket.on("error", destroySocket);
-    if (path !== "/ws") return rejectUpgrade(socket, 404, "not_found", "WebSocket endpoint is /ws");
-    if (!this.#d.accepting()) return rejectUpgrade(socket, 503, "unavailable", "server is draining");
+    if (path !== "/ws") return rejectUpgrade(socket, "not_found", "WebSocket endpoint is /ws");
+    if (!this.#d.accepting()) return rejectUpgrade(socket, "unavailable", "server is draining");
     let claims: Claims | null;
     try {
       claims = await this.#d.verifyToken(tokenOf(req));
     } catch (err) {
       this.#d.counters.error("unauthorized");
-      return rejectUpgrade(socket, 401, "unauthorized", (err as Error).message);
+      return rejectUpgrade(socket, "unauthorized", (err as Error).message);
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, socket, claims));
   }
@@ -123,11 +124,7 @@ export class WsGateway {
     if (!conn.budget.take()) {
       return this.#error(conn, "rate_limited", `more than ${this.#d.config.clientRate} frames per second`);
     }
-    const bytes = Buffer.isBuffer(data)
-      ? data
-      : Array.isArray(data)
-        ? Buffer.concat(data)
-        : Buffer.from(data);
+    const bytes = data as Buffer; // binaryType stays "nodebuffer": ws joins fragments into one Buffer
     if (bytes.length > this.#d.config.maxPayloadBytes) {
       const id = isBinary ? undefined : requestIdOf(bytes.toString("utf8"));
       return this.#error(conn, "too_large", `frame exceeds ${this.#d.config.maxPayloadBytes} bytes`, id);
@@ -148,39 +145,28 @@ export class WsGateway {
       case "subscribe":
         return this.#subscribe(conn, msg.channel, msg.since ?? null, msg.id);
       case "publish":
-        return this.#publish(conn, msg.channel, msg.data, msg.id);
+        return this.#publish(
+          conn.claims,
+          msg.channel,
+          msg.data,
+          () => this.#ack(conn, msg.id),
+          (err) => this.#error(conn, err.code, err.message, msg.id),
+        );
     }
   }
 
   #subscribe(conn: RawConnection, channel: string, since: number | null, id: RequestId | undefined): void {
-    if (!grants(conn.claims, channel)) {
-      return this.#error(conn, "forbidden", `the token does not grant channel ${channel}`, id);
-    }
     this.#d.subscriptions.subscribe(conn, channel, since, (outcome) => {
       if (!outcome.ok) return this.#error(conn, outcome.error.code, outcome.error.message, id);
-      const reply = outcome.reply;
-      if (reply?.gap) {
-        this.#error(conn, "history_gap", `messages after offset ${since} are no longer in history`, id, {
-          channel,
-          offset: reply.offset,
-        });
-      } else this.#ack(conn, id);
-      if (reply?.history?.length) {
+      const { gap, history } = outcome;
+      if (gap) this.#error(conn, "history_gap", gap.message, id, { channel, offset: gap.offset });
+      else this.#ack(conn, id);
+      if (history.length) {
         const channelJson = JSON.stringify(channel);
-        for (const [offset, dataJson] of reply.history)
+        for (const [offset, dataJson] of history)
           this.#text(conn, messageText(channelJson, dataJson, offset));
       }
     });
-  }
-
-  #publish(conn: RawConnection, channel: string, data: unknown, id: RequestId | undefined): void {
-    const problem = this.#publishProblem(conn.claims, channel);
-    if (problem) return this.#error(conn, "forbidden", problem, id);
-    const dataJson = JSON.stringify(data);
-    this.#d.bus.publish([[channel, dataJson]]).then(
-      () => this.#ack(conn, id),
-      (err: SwitchboardError) => this.#error(conn, err.code ?? "internal", err.message, id),
-    );
   }
 
   /** Delivers one message to every raw subscriber here: encoded once, the same bytes for every socket. */
@@ -252,11 +238,6 @@ export class WsGateway {
   }
 }
 
-function rejectUpgrade(socket: Socket, status: number, code: ErrorCode, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  const reason = status === 401 ? "Unauthorized" : status === 404 ? "Not Found" : "Service Unavailable";
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `Connection: close\r\n\r\n${body}`,
-  );
+function rejectUpgrade(socket: Socket, code: ErrorCode, message: string): void {
+  endWithJson(socket, httpStatusOf(code), { error: { code, message } });
 }

@@ -280,6 +280,12 @@ describe("configuration errors", () => {
     assert.equal(r.code, 0);
     const config = JSON.parse(r.stdout.replace("config ok: ", "")) as Record<string, unknown>;
     assert.deepEqual([config.port, config.instance, config.workers], [7001, "env", 3]);
+    const secret = await runCli(["check-config", "--redis", "redis://app:s3cret-pw@cache:6379/1"], {
+      JWT_SECRET: "jwt-s3cret",
+    });
+    assert.equal(secret.code, 0);
+    assert.doesNotMatch(secret.stdout, /s3cret/, "no password or secret is printed");
+    assert.match(secret.stdout, /"redis":"redis:\/\/app@cache:6379\/1"/);
     writeFileSync(`${dir}/bad.json`, JSON.stringify({ prot: 1 }));
     const bad = await runCli(["check-config", "--config", `${dir}/bad.json`]);
     assert.equal(bad.code, 2);

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { channelProblem, parseClientMessage, requestIdOf } from "../../src/protocol/client-message.js";
+import { SwitchboardError } from "../../src/errors.js";
+import {
+  channelProblem,
+  checkedChannel,
+  encodedData,
+  parseClientMessage,
+  requestIdOf,
+  sinceProblem,
+} from "../../src/protocol/client-message.js";
 
 const parse = (frame: unknown) =>
   parseClientMessage(typeof frame === "string" ? frame : JSON.stringify(frame), 32);
@@ -59,6 +67,29 @@ describe("parseClientMessage", () => {
     assert.match(channelProblem("", 32) ?? "", /non-empty/);
     assert.match(channelProblem("a".repeat(33), 32) ?? "", /longer than 32/);
     assert.match(channelProblem("a b", 32) ?? "", /may only contain/);
+  });
+
+  it("checks since", () => {
+    assert.equal(sinceProblem(undefined), null);
+    assert.equal(sinceProblem(0), null);
+    for (const bad of [-1, 1.5, "3", null]) {
+      assert.equal(sinceProblem(bad), "since must be a non-negative integer offset");
+    }
+  });
+
+  it("checks a publish's channel and data size, with the reason's prefix", () => {
+    assert.equal(checkedChannel("chat:1", 32), "chat:1");
+    assert.throws(
+      () => checkedChannel("", 32, "messages[1]."),
+      (e: SwitchboardError) =>
+        e.code === "invalid_channel" && e.message === "messages[1].channel must be a non-empty string",
+    );
+    assert.equal(encodedData({ a: 1 }, 7), '{"a":1}');
+    assert.throws(
+      () => encodedData({ a: 10 }, 7),
+      (e: SwitchboardError) =>
+        e instanceof SwitchboardError && e.code === "too_large" && e.message === "data exceeds 7 bytes",
+    );
   });
 
   it("recovers the id of a frame rejected before parsing", () => {
