@@ -7,6 +7,12 @@ export const SCENARIOS = ["A", "B", "C", "D", "E", "F", "G"] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 export const SERVERS = ["switchboard", "baseline", "ws"] as const;
 export type ServerName = (typeof SERVERS)[number];
+/** How progress lines and reports name each server. */
+export const SERVER_LABEL: Record<ServerName, string> = {
+  switchboard: "Switchboard",
+  baseline: "Socket.IO recipe",
+  ws: "ws server",
+};
 export type SourceMode = "auto" | "dist" | "ts";
 
 export interface BenchConfig {

@@ -2,7 +2,7 @@
  * Plans and runs every (scenario, server, protocol) combination, one fresh server each, and collects the
  * results. A failing run is recorded with its error and the bench goes on with the next one.
  */
-import type { BenchConfig, ScenarioId, ServerName } from "./bench-config.js";
+import { type BenchConfig, type ScenarioId, SERVER_LABEL, type ServerName } from "./bench-config.js";
 import type { Progress } from "./progress.js";
 import type { RunProtocol, RunResult } from "./results.js";
 import { runConnectRate } from "./scenarios/connect-rate.js";
@@ -84,7 +84,7 @@ export async function runAll(
   for (const [i, run] of plan.entries()) {
     const tag = `${run.scenario} ${run.server}/${run.protocol}`;
     progress.log(
-      `(${i + 1}/${plan.length}) ${tag}: starting a fresh ${specs[run.server].label} (${specs[run.server].source})`,
+      `(${i + 1}/${plan.length}) ${tag}: starting a fresh ${SERVER_LABEL[run.server]} (${specs[run.server].source})`,
     );
     const started = performance.now();
     try {

@@ -9,3 +9,8 @@ export function fmt(n: number | undefined): string {
   if (abs >= 10) return n.toFixed(1);
   return n.toFixed(2);
 }
+
+/** A ratio as "1.23×", "—" when missing or not finite. */
+export function fmtRatio(r: number | undefined): string {
+  return r === undefined || !Number.isFinite(r) ? "—" : `${r.toFixed(2)}×`;
+}

@@ -13,14 +13,12 @@ export interface HistogramSnapshot {
   pairs: [number, number][];
   count: number;
   max: number;
-  sum: number;
 }
 
 export class Histogram {
   #counts = new Uint32Array(BUCKETS);
   count = 0;
   max = 0;
-  sum = 0;
 
   /** Records one latency in milliseconds; negative values (clock skew) count as 0. */
   record(ms: number): void {
@@ -28,7 +26,6 @@ export class Histogram {
     const i = v <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(v / MIN_MS) / LOG_GROWTH));
     this.#counts[i] = (this.#counts[i] ?? 0) + 1;
     this.count++;
-    this.sum += v;
     if (v > this.max) this.max = v;
   }
 
@@ -36,7 +33,6 @@ export class Histogram {
     const snap = other instanceof Histogram ? other.snapshot() : other;
     for (const [i, c] of snap.pairs) this.#counts[i] = (this.#counts[i] ?? 0) + c;
     this.count += snap.count;
-    this.sum += snap.sum;
     if (snap.max > this.max) this.max = snap.max;
   }
 
@@ -46,7 +42,7 @@ export class Histogram {
       const c = this.#counts[i] ?? 0;
       if (c > 0) pairs.push([i, c]);
     }
-    return { pairs, count: this.count, max: this.max, sum: this.sum };
+    return { pairs, count: this.count, max: this.max };
   }
 
   static from(snap: HistogramSnapshot): Histogram {
@@ -65,10 +61,6 @@ export class Histogram {
       if (seen >= rank) return Math.min(this.max, i === 0 ? MIN_MS : MIN_MS * GROWTH ** i);
     }
     return this.max;
-  }
-
-  mean(): number {
-    return this.count === 0 ? Number.NaN : this.sum / this.count;
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isAlive, treePids } from "./proc-tree.js";
 
 export interface ServerCommand {
@@ -16,8 +17,6 @@ export interface ServerCommand {
 
 export interface ReadyInfo {
   port: number;
-  pid: number;
-  workers?: number;
 }
 
 const TAIL_LINES = 40;
@@ -33,11 +32,7 @@ function parseReady(line: string): ReadyInfo | undefined {
   if (typeof obj !== "object" || obj === null) return undefined;
   const rec = obj as Record<string, unknown>;
   if (rec.msg !== "ready" || typeof rec.port !== "number") return undefined;
-  return {
-    port: rec.port,
-    pid: typeof rec.pid === "number" ? rec.pid : 0,
-    workers: typeof rec.workers === "number" ? rec.workers : undefined,
-  };
+  return { port: rec.port };
 }
 
 export class ServerProcess {
@@ -137,10 +132,7 @@ export class ServerProcess {
     if (!root) return this.#exited;
     const pids = this.running ? treePids(root) : [];
     if (this.running) this.#child.kill("SIGTERM");
-    const timeout = new Promise<"timeout">((resolve) => {
-      const t = setTimeout(() => resolve("timeout"), graceMs);
-      t.unref();
-    });
+    const timeout = sleep(graceMs, "timeout" as const, { ref: false });
     const first = await Promise.race([this.#exited, timeout]);
     // Orphaned workers (if any) are killed by the pid recorded before the primary exited.
     for (const pid of pids) {

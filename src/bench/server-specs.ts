@@ -12,10 +12,7 @@ import type { ServerCommand } from "./server-process.js";
 
 export interface ServerSpec {
   name: ServerName;
-  label: string;
   protocols: Protocol[];
-  /** Whether the server has workers (a --workers flag). */
-  clustered: boolean;
   command(workers: number): ServerCommand;
   /** "dist" or "ts": where the code runs from. */
   source: "dist" | "ts";
@@ -71,9 +68,7 @@ export function serverSpecs(mode: SourceMode, switchboardArgs: string[]): Record
   return {
     switchboard: {
       name: "switchboard",
-      label: "Switchboard",
       protocols: ["ws", "sio"],
-      clustered: true,
       source: sb,
       command: (workers) =>
         nodeCommand(
@@ -91,18 +86,14 @@ export function serverSpecs(mode: SourceMode, switchboardArgs: string[]): Record
     },
     baseline: {
       name: "baseline",
-      label: "Socket.IO recipe",
       protocols: ["sio"],
-      clustered: true,
       source: bl,
       command: (workers) =>
         nodeCommand(root, bl, "bench/baseline-recipe", ["--port", "0", "--workers", String(workers)]),
     },
     ws: {
       name: "ws",
-      label: "ws server",
       protocols: ["ws"],
-      clustered: false,
       source: ws,
       command: () => nodeCommand(root, ws, "bench/ws-server", ["--port", "0"]),
     },

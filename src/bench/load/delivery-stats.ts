@@ -6,6 +6,10 @@
 import { Histogram, type HistogramSnapshot } from "../histogram.js";
 
 const T_KEY = Buffer.from('"t":');
+const S_KEY = Buffer.from('"s":');
+const H_KEY = Buffer.from('"h":');
+const CH_COMMA = 0x2c;
+const CH_QUOTE = 0x22;
 const CH_DOT = 0x2e;
 const CH_0 = 0x30;
 const CH_9 = 0x39;
@@ -65,15 +69,35 @@ function parseNumberAt(buf: Buffer, pos: number, end: number): number {
   return neg ? -value : value;
 }
 
-/** Reads the number after `"key":` searching from `from`; the fast path expects `,"k":` right there. */
-function numberAfter(buf: Buffer, from: number, end: number, key: number): number {
+/**
+ * Index of `needle` in `buf[from, end)`, or -1. `buf` is often the process's shared read buffer, whose bytes
+ * past `end` are stale: Buffer.indexOf has no end bound and would scan (and match) them.
+ */
+function indexIn(buf: Buffer, needle: Buffer, from: number, end: number): number {
+  const first = needle[0];
+  const last = end - needle.length;
+  for (let i = from; i <= last; i++) {
+    if (buf[i] !== first) continue;
+    let j = 1;
+    while (j < needle.length && buf[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}
+
+/** Reads the number after `key` (`"k":`) searching from `from`; the fast path expects `,"k":` right there. */
+function numberAfter(buf: Buffer, from: number, end: number, key: Buffer): number {
   // Fast path: `,"s":` immediately follows the previous number.
-  if (buf[from] === 0x2c && buf[from + 1] === 0x22 && buf[from + 2] === key && buf[from + 3] === 0x22) {
+  if (
+    buf[from] === CH_COMMA &&
+    buf[from + 1] === CH_QUOTE &&
+    buf[from + 2] === key[1] &&
+    buf[from + 3] === CH_QUOTE
+  ) {
     return parseNumberAt(buf, from + 5, end);
   }
-  const needle = Buffer.from([0x22, key, 0x22, 0x3a]);
-  const idx = buf.indexOf(needle, from);
-  if (idx < 0 || idx >= end) return Number.NaN;
+  const idx = indexIn(buf, key, from, end);
+  if (idx < 0) return Number.NaN;
   return parseNumberAt(buf, idx + 4, end);
 }
 
@@ -90,11 +114,11 @@ export class DeliveryStats {
    * (then the frame is something else: an ack, an error, a control message).
    */
   onPayload(buf: Buffer, start: number, end: number, nowMs: number): boolean {
-    const idx = buf.indexOf(T_KEY, start);
-    if (idx < 0 || idx >= end) return false;
+    const idx = indexIn(buf, T_KEY, start, end);
+    if (idx < 0) return false;
     const t = parseNumberAt(buf, idx + 4, end);
-    const s = numberAfter(buf, numEnd, end, 0x73);
-    const h = numberAfter(buf, numEnd, end, 0x68);
+    const s = numberAfter(buf, numEnd, end, S_KEY);
+    const h = numberAfter(buf, numEnd, end, H_KEY);
     if (Number.isNaN(t) || Number.isNaN(s)) {
       this.unparsed++;
       return true;

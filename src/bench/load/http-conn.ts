@@ -7,7 +7,6 @@ import { connect, type Socket } from "node:net";
 
 export interface HttpResult {
   status: number;
-  body: string;
 }
 
 const HEADER_END = Buffer.from("\r\n\r\n");
@@ -94,6 +93,7 @@ export class HttpConn {
     }
     const head = buf.toString("latin1", 0, headerEnd).toLowerCase();
     const status = Number(head.slice(9, 12));
+    // The body is skipped, not decoded: callers only need the status.
     const bodyStart = headerEnd + 4;
     let bodyEnd: number;
     const lenMatch = /\r\ncontent-length:\s*(\d+)/.exec(head);
@@ -123,7 +123,7 @@ export class HttpConn {
     }
     if (w) {
       clearTimeout(w.timer);
-      w.resolve({ status, body: buf.toString("utf8", bodyStart, bodyEnd) });
+      w.resolve({ status });
     }
   }
 }

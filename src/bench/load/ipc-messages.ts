@@ -5,6 +5,9 @@ import type { HistogramSnapshot } from "../histogram.js";
 import type { Protocol } from "./client-conn.js";
 import type { StepReport } from "./delivery-stats.js";
 
+/** A connection not open this long after connect() is given up (and counted as failed). */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export interface ConnectCommand {
   cmd: "connect";
   port: number;
@@ -65,14 +68,14 @@ export interface ConnectResult {
 export interface SubscribeResult {
   acked: number;
   errors: number;
-  elapsedMs: number;
 }
 
 export interface StatusResult {
-  open: number;
   /** Connections that had opened and were closed by the server or the network. */
   droppedByServer: number;
+  /** Deliveries that arrived after their step had been collected. */
   late: number;
+  /** Frames that looked like deliveries but had no readable timestamp. */
   unparsed: number;
   /** process.cpuUsage() user + system, in ms. */
   cpuMs: number;

@@ -3,6 +3,7 @@
  * between them, and aggregates their answers. Each process stays well under the per-process open-file cap.
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Histogram } from "../histogram.js";
 import type { Protocol } from "./client-conn.js";
@@ -121,7 +122,6 @@ export interface ConnectOptions {
 
 export class LoadFleet {
   readonly #procs: LoadProcess[];
-  #counts: number[] = [];
 
   private constructor(procs: LoadProcess[]) {
     this.#procs = procs;
@@ -144,10 +144,6 @@ export class LoadFleet {
     return Math.max(min, Math.ceil(connections / MAX_CONNS_PER_PROCESS));
   }
 
-  get pids(): number[] {
-    return this.#procs.map((p) => p.child.pid ?? 0);
-  }
-
   /** Handshakes completed / failed so far across all clients (updated ~4 times a second). */
   progress(): { done: number; failed: number } {
     let done = 0;
@@ -161,11 +157,10 @@ export class LoadFleet {
 
   async connect(o: ConnectOptions): Promise<ConnectResult> {
     const n = this.#procs.length;
-    this.#counts = this.#procs.map((_, i) => Math.floor(o.total / n) + (i < o.total % n ? 1 : 0));
     let firstIndex = 0;
     const results = await Promise.all(
       this.#procs.map((p, i) => {
-        const count = this.#counts[i] ?? 0;
+        const count = Math.floor(o.total / n) + (i < o.total % n ? 1 : 0);
         const cmd: LoadCommand = {
           cmd: "connect",
           port: o.port,
@@ -198,7 +193,6 @@ export class LoadFleet {
     return {
       acked: results.reduce((s, r) => s + r.acked, 0),
       errors: results.reduce((s, r) => s + r.errors, 0),
-      elapsedMs: Math.max(...results.map((r) => r.elapsedMs)),
     };
   }
 
@@ -215,7 +209,6 @@ export class LoadFleet {
     const all = await Promise.all(this.#procs.map((p) => p.request<StatusResult>({ cmd: "status" })));
     const sum = (f: (s: StatusResult) => number) => all.reduce((acc, s) => acc + f(s), 0);
     return {
-      open: sum((s) => s.open),
       droppedByServer: sum((s) => s.droppedByServer),
       late: sum((s) => s.late),
       unparsed: sum((s) => s.unparsed),
@@ -257,7 +250,7 @@ export class LoadFleet {
     await Promise.allSettled(this.#procs.map((p) => p.request({ cmd: "close" })));
     for (const p of this.#procs) if (p.child.connected) p.child.disconnect();
     const all = Promise.all(this.#procs.map((p) => p.exited));
-    const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 5000).unref());
+    const timeout = sleep(5000, "timeout" as const, { ref: false });
     if ((await Promise.race([all, timeout])) === "timeout") {
       for (const p of this.#procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
     }

@@ -2,7 +2,7 @@
  * Scenario G's table: one host vs two hosts through Redis, same shape, same bench run; the cross-host
  * latency apart for subscribers on the publishing host and on the other host, and what the Redis hop adds.
  */
-import { fmt } from "../format.js";
+import { fmt, fmtRatio } from "../format.js";
 import type { BenchResults } from "../results.js";
 
 type Markdown = (header: string[], rows: string[][], numericFrom?: number) => string;
@@ -10,10 +10,6 @@ type Markdown = (header: string[], rows: string[][], numericFrom?: number) => st
 function signed(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return "—";
   return `${n >= 0 ? "+" : "−"}${fmt(Math.abs(n))}`;
-}
-
-function ratio(n: number | undefined): string {
-  return n === undefined || !Number.isFinite(n) ? "—" : `${n.toFixed(2)}×`;
 }
 
 /** The G table, a "not run" line, or nothing when G was not asked for. */
@@ -64,7 +60,7 @@ export function crossHostTable(results: BenchResults, markdown: Markdown): strin
       // Both limits above the rates tried: the ratio of two lower bounds says nothing.
       f("oneHostSustainedIsLowerBound") === 1 && f("crossSustainedIsLowerBound") === 1
         ? "— (both ≥)"
-        : ratio(f("sustainedDeliveriesRatio")),
+        : fmtRatio(f("sustainedDeliveriesRatio")),
     ],
     [
       "G peak deliveries/s received",
@@ -72,7 +68,7 @@ export function crossHostTable(results: BenchResults, markdown: Markdown): strin
       n("crossMaxDeliveriesPerSec"),
       n("localMaxDeliveriesPerSec"),
       n("remoteMaxDeliveriesPerSec"),
-      ratio(f("peakDeliveriesRatio")),
+      fmtRatio(f("peakDeliveriesRatio")),
     ],
   ];
   return [

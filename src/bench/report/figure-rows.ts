@@ -3,7 +3,8 @@
  * The recipe speaks only Socket.IO and the ws server only raw WebSocket, so raw-WS rows compare Switchboard's
  * raw WS with the recipe's Socket.IO figure (marked †): what a user choosing between the two would get.
  */
-import type { ScenarioId, ServerName } from "../bench-config.js";
+import { type ScenarioId, SERVER_LABEL, type ServerName } from "../bench-config.js";
+import { fmt, fmtRatio } from "../format.js";
 import type { RunProtocol, RunResult } from "../results.js";
 
 export interface FigureDef {
@@ -61,7 +62,6 @@ export interface Cell {
 export interface FigureRow {
   scenario: ScenarioId;
   protocol: RunProtocol;
-  def: FigureDef;
   label: string;
   cells: Record<ServerName, Cell>;
   /** Switchboard ÷ recipe and Switchboard ÷ ws server. */
@@ -137,7 +137,6 @@ export function buildRows(runs: RunResult[]): FigureRow[] {
         rows.push({
           scenario,
           protocol,
-          def,
           label,
           cells,
           vsBaseline: ratio(cells.switchboard.value, cells.baseline.value),
@@ -147,4 +146,31 @@ export function buildRows(runs: RunResult[]): FigureRow[] {
     }
   }
   return rows;
+}
+
+/** Header of the figures table, in the order of figureRowCells. */
+export const FIGURES_HEADER = [
+  "figure",
+  SERVER_LABEL.switchboard,
+  SERVER_LABEL.baseline,
+  SERVER_LABEL.ws,
+  "SB ÷ recipe",
+  "SB ÷ ws",
+];
+
+function formatCell(c: Cell): string {
+  if (c.value === undefined) return "—";
+  return `${c.atLeast ? "≥ " : ""}${fmt(c.value)}${c.cross ? " †" : ""}`;
+}
+
+/** One row of the figures table as text (not escaped for HTML). */
+export function figureRowCells(r: FigureRow): string[] {
+  return [
+    `${r.label}${r.protocol === "http" ? "" : `, ${PROTOCOL_LABEL[r.protocol]}`}`,
+    formatCell(r.cells.switchboard),
+    formatCell(r.cells.baseline),
+    formatCell(r.cells.ws),
+    fmtRatio(r.vsBaseline),
+    fmtRatio(r.vsWs),
+  ];
 }

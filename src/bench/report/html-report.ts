@@ -2,10 +2,11 @@
  * The self-contained HTML report: machine, targets, the figures table, inline SVG charts (latency
  * percentiles and deliveries/s per rate for C and D; bars for A, B, E) and each step of every run.
  */
-import type { ScenarioId } from "../bench-config.js";
+import { type ScenarioId, SERVER_LABEL } from "../bench-config.js";
 import { fmt } from "../format.js";
 import type { BenchResults, RunResult } from "../results.js";
-import { buildRows, type Cell, PROTOCOL_LABEL } from "./figure-rows.js";
+import { SUSTAINED_MAX_P99_MS, SUSTAINED_MIN_DELIVERED_PCT } from "../scenarios/step-result.js";
+import { buildRows, FIGURES_HEADER, figureRowCells, PROTOCOL_LABEL } from "./figure-rows.js";
 import { barChart, escapeXml, lineChart, type Series } from "./svg-chart.js";
 
 const COLORS: Record<string, string> = {
@@ -18,8 +19,7 @@ const COLORS: Record<string, string> = {
   "ws/http": "#ff8c1a",
 };
 
-const SERVER_LABEL = { switchboard: "Switchboard", baseline: "Socket.IO recipe", ws: "ws server" } as const;
-const SHORT_LABEL = { switchboard: "Switchboard", baseline: "recipe", ws: "ws server" } as const;
+const SHORT_LABEL = { ...SERVER_LABEL, baseline: "recipe" };
 const SHORT_PROTOCOL = { ws: "WS", sio: "SIO", http: "" } as const;
 
 function runName(r: RunResult): string {
@@ -45,14 +45,6 @@ svg{display:block;margin:12px 0;font-family:system-ui,sans-serif}
 svg .title{font-size:14px;font-weight:600}svg .tick,svg .legend{font-size:11px;fill:#333}svg .axis{font-size:12px}
 svg .grid{stroke:#e6e6e6}svg .plot{fill:none;stroke:#bbb}
 pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}.note{color:#666;font-size:12px}`;
-
-function cellHtml(c: Cell): string {
-  return c.value === undefined ? "—" : `${c.atLeast ? "≥ " : ""}${fmt(c.value)}${c.cross ? " †" : ""}`;
-}
-
-function ratioHtml(r: number | undefined): string {
-  return r === undefined || !Number.isFinite(r) ? "—" : `${r.toFixed(2)}×`;
-}
 
 function table(header: string[], rows: string[][], numericFrom = 1): string {
   const th = header.map((h) => `<th>${escapeXml(h)}</th>`).join("");
@@ -111,7 +103,7 @@ function fanoutCharts(runs: RunResult[], scenario: ScenarioId, title: string): s
       yLabel: "deliveries/s",
       series: deliveries,
     }),
-    '<p class="note">Hollow markers: step not sustained (&lt; 99.9 % delivered, p99 ≥ 500 ms, growing backlog, or publishes refused).</p>',
+    `<p class="note">Hollow markers: step not sustained (&lt; ${SUSTAINED_MIN_DELIVERED_PCT} % delivered, p99 ≥ ${SUSTAINED_MAX_P99_MS} ms, growing backlog, or publishes refused).</p>`,
   ].join("\n");
 }
 
@@ -143,6 +135,7 @@ function stepsTables(runs: RunResult[]): string {
           "deliveries/s",
           "client CPU %",
           "server CPU %",
+          "other CPU %",
           "sustained",
         ],
         (r.steps ?? []).map((s) => [
@@ -155,8 +148,8 @@ function stepsTables(runs: RunResult[]): string {
           fmt(s.p99Ms),
           fmt(s.maxMs),
           fmt(s.deliveriesPerSec),
-          fmt(s.serverCpuPct),
           fmt(s.clientCpuPct),
+          fmt(s.serverCpuPct),
           fmt(s.otherCpuPct),
           s.sustained ? "yes" : `no${s.backlogGrowth ? " (backlog)" : ""}`,
         ]),
@@ -169,14 +162,7 @@ function stepsTables(runs: RunResult[]): string {
 
 export function htmlReport(results: BenchResults): string {
   const { meta, runs, targets } = results;
-  const rows = buildRows(runs).map((r) => [
-    escapeXml(`${r.label}${r.protocol === "http" ? "" : `, ${PROTOCOL_LABEL[r.protocol]}`}`),
-    cellHtml(r.cells.switchboard),
-    cellHtml(r.cells.baseline),
-    cellHtml(r.cells.ws),
-    ratioHtml(r.vsBaseline),
-    ratioHtml(r.vsWs),
-  ]);
+  const rows = buildRows(runs).map((r) => figureRowCells(r).map(escapeXml));
   const targetRows = targets.map((t) => [
     escapeXml(t.figure),
     escapeXml(t.target),
@@ -196,7 +182,7 @@ Node ${escapeXml(meta.node)}, load average ${meta.loadAverageAtStart.toFixed(2)}
 <h2>Targets (issue 4)</h2>
 ${table(["figure", "target", "measured", "status"], targetRows, 9)}
 <h2>Figures</h2>
-${table(["figure", "Switchboard", "Socket.IO recipe", "ws server", "SB ÷ recipe", "SB ÷ ws"], rows)}
+${table(FIGURES_HEADER, rows)}
 <p class="note">† the recipe speaks Socket.IO only: raw-WS rows compare Switchboard's raw WebSocket with the recipe's Socket.IO figure.
 ≥: every rate tried was sustained, the limit lies higher.</p>
 <h2>Charts</h2>

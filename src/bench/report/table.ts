@@ -5,16 +5,7 @@
 import { fmt } from "../format.js";
 import type { BenchResults, TargetResult } from "../results.js";
 import { crossHostTable } from "./cross-host-table.js";
-import { buildRows, type Cell, PROTOCOL_LABEL } from "./figure-rows.js";
-
-function formatCell(c: Cell): string {
-  if (c.value === undefined) return "—";
-  return `${c.atLeast ? "≥ " : ""}${fmt(c.value)}${c.cross ? " †" : ""}`;
-}
-
-function formatRatio(r: number | undefined): string {
-  return r === undefined || !Number.isFinite(r) ? "—" : `${r.toFixed(2)}×`;
-}
+import { buildRows, FIGURES_HEADER, figureRowCells } from "./figure-rows.js";
 
 /** A Markdown table; columns from `numericFrom` on are right-aligned. */
 function markdown(header: string[], rows: string[][], numericFrom = 1): string {
@@ -26,15 +17,7 @@ function markdown(header: string[], rows: string[][], numericFrom = 1): string {
 }
 
 export function figuresTable(results: BenchResults): string {
-  const rows = buildRows(results.runs).map((r) => [
-    `${r.label}${r.protocol === "http" ? "" : `, ${PROTOCOL_LABEL[r.protocol]}`}`,
-    formatCell(r.cells.switchboard),
-    formatCell(r.cells.baseline),
-    formatCell(r.cells.ws),
-    formatRatio(r.vsBaseline),
-    formatRatio(r.vsWs),
-  ]);
-  return markdown(["figure", "Switchboard", "Socket.IO recipe", "ws server", "SB ÷ recipe", "SB ÷ ws"], rows);
+  return markdown(FIGURES_HEADER, buildRows(results.runs).map(figureRowCells));
 }
 
 function mark(t: TargetResult): string {

@@ -3,11 +3,9 @@
  * Headline comparisons use Switchboard's raw WebSocket path (the one the issue asks to be several times faster);
  * the Socket.IO row compares like with like.
  */
-import { fmt } from "../format.js";
+import { fmt, fmtRatio } from "../format.js";
 import type { RunResult, TargetResult } from "../results.js";
 import { figureOf } from "./figure-rows.js";
-
-const x = (v: number) => `${v.toFixed(2)}×`;
 
 function compare(
   figure: string,
@@ -20,7 +18,7 @@ function compare(
   if (a === undefined || b === undefined) return { figure, target, measured: "not measured", met: null };
   // b = 0 happens when the other server sustained no rate at all.
   const r = b === 0 ? (a > 0 ? Number.POSITIVE_INFINITY : Number.NaN) : a / b;
-  const shown = Number.isFinite(r) ? x(r) : "∞";
+  const shown = Number.isFinite(r) ? fmtRatio(r) : "∞";
   return {
     figure,
     target,

@@ -5,20 +5,18 @@
 
 import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
-import { LoadFleet } from "../load/load-fleet.js";
 import type { ScenarioOutcome } from "./outcome.js";
 import { assertAlive, CpuMeter, connectWithProgress, type RunContext, withSession } from "./session.js";
 
 export function runConnectRate(ctx: RunContext, protocol: Protocol): Promise<ScenarioOutcome> {
   const { config } = ctx;
   const total = config.connections;
-  const clients = LoadFleet.processesFor(total, config.clientProcesses);
-  return withSession(ctx, { workers: config.workers, clients }, async (s) => {
+  return withSession(ctx, { workers: config.workers, connections: total }, async (s) => {
     const cpu = new CpuMeter(s);
     await cpu.start();
     const conn = await connectWithProgress(ctx, s, protocol, total);
     const usage = await cpu.read();
-    assertAlive(s);
+    assertAlive(s.server);
     const seconds = conn.elapsedMs / 1000;
     const perSec = conn.opened / Math.max(seconds, 0.001);
     ctx.progress.log(

@@ -5,26 +5,31 @@
  * (cross-host minus one-host p50/p99 at the reference rate) and the ratio of highest sustained deliveries/s.
  * Latency and deliveries/s are also given apart for subscribers on the publishing host and on the other one.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { fmt } from "../format.js";
 import { LoadFleet } from "../load/load-fleet.js";
 import { RatePublisher } from "../rate-publisher.js";
 import { RedisProcess, redisInstalled } from "../redis-process.js";
 import type { StepResult } from "../results.js";
-import { ServerProcess } from "../server-process.js";
+import type { ServerProcess } from "../server-process.js";
 import { summarize } from "./fanout.js";
 import type { ScenarioOutcome } from "./outcome.js";
-import { CpuMeter, type RunContext, sleep } from "./session.js";
+import { assertAlive, CpuMeter, type RunContext, startServer, stopServer } from "./session.js";
 import { toStepResult } from "./step-result.js";
+import {
+  awaitDeliveries,
+  graceFor,
+  PUBLISH_CONNECTIONS,
+  SUBSCRIBE_TIMEOUT_MS,
+  stepUp,
+  warmUp,
+} from "./stepping.js";
 
 /** Subscribers in G at most (all on one channel, half on each host). */
 export const CROSS_HOST_SUBSCRIBERS = 2000;
 const WORKERS_PER_HOST = 1;
 const ONE_HOST_WORKERS = 2;
 const CHANNEL = "g0";
-const PUBLISH_CONNECTIONS = 4;
-const STALL_MS = 1500;
-const READY_TIMEOUT_MS = 60_000;
-const SUBSCRIBE_TIMEOUT_MS = 60_000;
 
 /** One group of subscribers: a fleet of load clients connected to one server. */
 interface Group {
@@ -38,26 +43,17 @@ interface HostSteps {
   /** Subscribers on the publishing host (A) and on the other host (B); one-host: both halves of one server. */
   local: StepResult[];
   remote: StepResult[];
+  /** Acknowledged subscriptions on A and on B: the fan-outs the steps were measured with. */
+  acked: [number, number];
 }
 
-async function received(groups: Group[], step: number): Promise<number> {
-  const counts = await Promise.all(groups.map((g) => g.fleet.received(step)));
-  return counts.reduce((a, b) => a + b, 0);
-}
-
-async function awaitDeliveries(groups: Group[], step: number, expected: number, graceMs: number) {
-  const until = performance.now() + graceMs;
-  let last = -1;
-  let lastChange = performance.now();
-  while (performance.now() < until) {
-    const got = await received(groups, step);
-    if (got >= expected) return;
-    if (got !== last) {
-      last = got;
-      lastChange = performance.now();
-    } else if (performance.now() - lastChange > STALL_MS) return;
-    await sleep(100);
-  }
+/** Every group's clients as one: deliveries summed, reports per group. */
+function clientsOf(groups: Group[]) {
+  return {
+    received: async (step: number) =>
+      (await Promise.all(groups.map((g) => g.fleet.received(step)))).reduce((a, b) => a + b, 0),
+    take: (step: number) => Promise.all(groups.map((g) => g.fleet.take(step))),
+  };
 }
 
 /** Runs the stepped-rate measurement with `servers[0]` as the publishing host; `servers` may repeat one server. */
@@ -71,7 +67,7 @@ async function measure(
   const halves = [Math.ceil(subscribers / 2), Math.floor(subscribers / 2)];
   const perFleet = Math.max(1, Math.ceil(config.clientProcesses / 2));
   const groups: Group[] = [];
-  const out: HostSteps = { all: [], local: [], remote: [] };
+  const out: HostSteps = { all: [], local: [], remote: [], acked: [0, 0] };
   const publisher = new RatePublisher(servers[0].port, PUBLISH_CONNECTIONS);
   try {
     for (const [i, server] of servers.entries()) {
@@ -81,30 +77,25 @@ async function measure(
     }
     for (const g of groups) g.acked = (await g.fleet.subscribe(1, "g", SUBSCRIBE_TIMEOUT_MS)).acked;
     const [a, b] = groups as [Group, Group];
+    out.acked = [a.acked, b.acked];
     const fanout = a.acked + b.acked;
     ctx.progress.log(`${ctx.tag} ${label}: ${fmt(a.acked)} + ${fmt(b.acked)} subscribed to ${CHANNEL}`);
     if (a.acked === 0 || b.acked === 0) throw new Error(`${label}: a host has no acknowledged subscription`);
     // Subscriptions travel to Redis asynchronously: give the other host a moment before the first publish.
     await sleep(500);
     const durationMs = config.durationS * 1000;
-    const graceMs = Math.min(20_000, Math.max(2000, 2 * durationMs));
+    const graceMs = graceFor(durationMs);
     const channelOf = () => CHANNEL;
-    if (!config.smoke) {
-      const warm = await publisher.run({ step: 0, rate: 10, durationMs: 200, channelOf });
-      await awaitDeliveries(groups, 0, warm.published * fanout, graceMs);
-      await Promise.all(groups.map((g) => g.fleet.take(0)));
-    }
-    let fails = 0;
-    for (const [i, rate] of config.ratesC.entries()) {
-      for (const s of new Set(servers)) if (!s.running) throw new Error(`server died:\n${s.tail()}`);
-      const step = i + 1;
+    const clients = clientsOf(groups);
+    if (!config.smoke) await warmUp(publisher, channelOf, fanout, graceMs, clients);
+    out.all = await stepUp(config.ratesC, config.stopAfterFail, async (rate, step) => {
+      for (const s of new Set(servers)) assertAlive(s);
       const meters = groups.map((g) => new CpuMeter(g));
       for (const m of meters) await m.start();
       ctx.progress.status(`${ctx.tag} ${label}: publishing ${fmt(rate)} msgs/s for ${config.durationS} s`);
-      const scheduled = Math.max(1, Math.round((rate * durationMs) / 1000));
       const publish = await publisher.run({ step, rate, durationMs, channelOf });
-      await awaitDeliveries(groups, step, publish.published * fanout, graceMs);
-      const [ra, rb] = await Promise.all(groups.map((g) => g.fleet.take(step)));
+      await awaitDeliveries(() => clients.received(step), publish.published * fanout, graceMs);
+      const [ra, rb] = await clients.take(step);
       const [ua, ub] = await Promise.all(meters.map((m) => m.read()));
       if (!ra || !rb || !ua || !ub) throw new Error("missing step reports");
       // Each meter counts the other group's clients (and, cross-host, server) as "other processes".
@@ -114,9 +105,8 @@ async function measure(
         serverCpuPct: sameServer ? ua.serverCpuPct : ua.serverCpuPct + ub.serverCpuPct,
         otherCpuPct: Math.max(0, ua.otherCpuPct - ub.clientCpuPct - (sameServer ? 0 : ub.serverCpuPct)),
       };
-      const base = { rate, scheduled, publish, durationMs, ...cpu };
+      const base = { rate, publish, durationMs, ...cpu };
       const all = toStepResult({ ...base, fanout, reports: [...ra, ...rb] });
-      out.all.push(all);
       out.local.push(toStepResult({ ...base, fanout: a.acked, reports: ra }));
       out.remote.push(toStepResult({ ...base, fanout: b.acked, reports: rb }));
       const side = (r: StepResult | undefined) =>
@@ -128,9 +118,8 @@ async function measure(
           `CPU server ${fmt(cpu.serverCpuPct)}%, clients ${fmt(cpu.clientCpuPct)}%` +
           (all.sustained ? "" : "  ✗ not sustained"),
       );
-      fails = all.sustained ? 0 : fails + 1;
-      if (fails >= config.stopAfterFail) break;
-    }
+      return all;
+    });
   } finally {
     publisher.close();
     await Promise.allSettled(groups.map((g) => g.fleet.close()));
@@ -145,13 +134,6 @@ function prefixed(prefix: string, figures: Record<string, number>): Record<strin
   );
 }
 
-async function stopAll(ctx: RunContext, servers: (ServerProcess | undefined)[]): Promise<void> {
-  const codes = await Promise.all(servers.map((s) => s?.stop(5000)));
-  for (const code of codes)
-    if (code !== 0 && code !== null && code !== undefined)
-      ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
-}
-
 export async function runCrossHost(ctx: RunContext): Promise<ScenarioOutcome> {
   if (!redisInstalled()) {
     ctx.progress.log(`${ctx.tag}: not run: redis-server not installed`);
@@ -164,10 +146,10 @@ export async function runCrossHost(ctx: RunContext): Promise<ScenarioOutcome> {
   let one: ServerProcess | undefined;
   let oneHost: HostSteps;
   try {
-    one = await ServerProcess.start(ctx.spec.command(ONE_HOST_WORKERS), READY_TIMEOUT_MS);
+    one = await startServer(ctx.spec.command(ONE_HOST_WORKERS));
     oneHost = await measure(ctx, "one host", [one, one], subscribers);
   } finally {
-    await stopAll(ctx, [one]);
+    await stopServer(ctx, one);
   }
 
   // Two hosts through Redis: one worker each, publishes to A.
@@ -178,21 +160,20 @@ export async function runCrossHost(ctx: RunContext): Promise<ScenarioOutcome> {
     ctx.progress.log(`${ctx.tag}: redis-server pid ${redis.pid} on ${redis.url}`);
     for (let i = 0; i < 2; i++) {
       const cmd = ctx.spec.command(WORKERS_PER_HOST);
-      hosts.push(
-        await ServerProcess.start({ ...cmd, args: [...cmd.args, "--redis", redis.url] }, READY_TIMEOUT_MS),
-      );
+      hosts.push(await startServer({ ...cmd, args: [...cmd.args, "--redis", redis.url] }));
     }
     cross = await measure(ctx, "cross-host", hosts as [ServerProcess, ServerProcess], subscribers);
   } finally {
-    await stopAll(ctx, hosts);
+    await Promise.all(hosts.map((h) => stopServer(ctx, h)));
     await redis.stop();
   }
 
+  // The fan-outs the steps were measured with (acknowledged, not planned, subscriptions).
   const fig = {
-    one: summarize(oneHost.all, refRate, subscribers).figures,
-    cross: summarize(cross.all, refRate, subscribers).figures,
-    local: summarize(cross.local, refRate, Math.ceil(subscribers / 2)).figures,
-    remote: summarize(cross.remote, refRate, Math.floor(subscribers / 2)).figures,
+    one: summarize(oneHost.all, refRate, oneHost.acked[0] + oneHost.acked[1]).figures,
+    cross: summarize(cross.all, refRate, cross.acked[0] + cross.acked[1]).figures,
+    local: summarize(cross.local, refRate, cross.acked[0]).figures,
+    remote: summarize(cross.remote, refRate, cross.acked[1]).figures,
   };
   const diff = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined ? Number.NaN : a - b;

@@ -6,24 +6,19 @@
 
 import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
-import { LoadFleet } from "../load/load-fleet.js";
 import { RatePublisher } from "../rate-publisher.js";
 import type { StepResult } from "../results.js";
 import type { ScenarioOutcome } from "./outcome.js";
-import {
-  assertAlive,
-  CpuMeter,
-  connectWithProgress,
-  type RunContext,
-  type Session,
-  sleep,
-  withSession,
-} from "./session.js";
+import { assertAlive, CpuMeter, connectWithProgress, type RunContext, withSession } from "./session.js";
 import { toStepResult } from "./step-result.js";
-
-const PUBLISH_CONNECTIONS = 4;
-const STALL_MS = 1500;
-const SUBSCRIBE_TIMEOUT_MS = 60_000;
+import {
+  awaitDeliveries,
+  graceFor,
+  PUBLISH_CONNECTIONS,
+  SUBSCRIBE_TIMEOUT_MS,
+  stepUp,
+  warmUp,
+} from "./stepping.js";
 
 export interface FanoutShape {
   channels: number;
@@ -31,24 +26,6 @@ export interface FanoutShape {
   rates: number[];
   /** Rate whose latency is reported as the scenario's reference figures. */
   refRate: number;
-}
-
-/** Polls the clients until `expected` deliveries of `step` arrived, progress stalls, or `graceMs` passes. */
-async function awaitDeliveries(s: Session, step: number, expected: number, graceMs: number): Promise<void> {
-  const until = performance.now() + graceMs;
-  let last = -1;
-  let lastChange = performance.now();
-  while (performance.now() < until) {
-    const got = await s.fleet.received(step);
-    if (got >= expected) return;
-    if (got !== last) {
-      last = got;
-      lastChange = performance.now();
-    } else if (performance.now() - lastChange > STALL_MS) {
-      return;
-    }
-    await sleep(100);
-  }
 }
 
 function describe(r: StepResult): string {
@@ -65,10 +42,9 @@ function describe(r: StepResult): string {
 export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShape): Promise<ScenarioOutcome> {
   const { config } = ctx;
   const total = config.connections;
-  const clients = LoadFleet.processesFor(total, config.clientProcesses);
   const durationMs = config.durationS * 1000;
-  const graceMs = Math.min(20_000, Math.max(2000, 2 * durationMs));
-  return withSession(ctx, { workers: config.workers, clients }, async (s) => {
+  const graceMs = graceFor(durationMs);
+  return withSession(ctx, { workers: config.workers, connections: total }, async (s) => {
     const conn = await connectWithProgress(ctx, s, protocol, total);
     const sub = await s.fleet.subscribe(shape.channels, shape.prefix, SUBSCRIBE_TIMEOUT_MS);
     ctx.progress.log(
@@ -79,46 +55,37 @@ export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShap
     const fanout = sub.acked / shape.channels;
     const publisher = new RatePublisher(s.server.port, PUBLISH_CONNECTIONS);
     const channelOf = (n: number) => `${shape.prefix}${n % shape.channels}`;
-    const steps: StepResult[] = [];
-    let fails = 0;
+    let steps: StepResult[];
     try {
-      // Warm-up (step 0, not reported): lets both sides JIT-compile their delivery path before the first step.
-      if (!config.smoke) {
-        const warm = await publisher.run({ step: 0, rate: 10, durationMs: 200, channelOf });
-        await awaitDeliveries(s, 0, warm.published * fanout, graceMs);
-        await s.fleet.take(0);
-      }
-      for (const [i, rate] of shape.rates.entries()) {
-        assertAlive(s);
-        const step = i + 1;
+      if (!config.smoke) await warmUp(publisher, channelOf, fanout, graceMs, s.fleet);
+      steps = await stepUp(shape.rates, config.stopAfterFail, async (rate, step) => {
+        assertAlive(s.server);
         const cpu = new CpuMeter(s);
         await cpu.start();
         ctx.progress.status(`${ctx.tag}: publishing ${fmt(rate)} msgs/s for ${config.durationS} s`);
-        const scheduled = Math.max(1, Math.round((rate * durationMs) / 1000));
         const publish = await publisher.run({ step, rate, durationMs, channelOf });
-        await awaitDeliveries(s, step, publish.published * fanout, graceMs);
+        await awaitDeliveries(() => s.fleet.received(step), publish.published * fanout, graceMs);
         const reports = await s.fleet.take(step);
         const usage = await cpu.read();
-        const result = toStepResult({
-          rate,
-          fanout,
-          scheduled,
-          publish,
-          reports,
-          durationMs,
-          ...usage,
-        });
-        steps.push(result);
+        const result = toStepResult({ rate, fanout, publish, reports, durationMs, ...usage });
         ctx.progress.log(`${ctx.tag}: ${describe(result)}`);
-        fails = result.sustained ? 0 : fails + 1;
-        if (fails >= config.stopAfterFail) break;
-      }
+        return result;
+      });
     } finally {
       publisher.close();
     }
-    const dropped = (await s.fleet.status()).droppedByServer;
+    const status = await s.fleet.status();
+    // Deliveries counted in no step: say so rather than let them vanish from the figures silently.
+    const stray = [
+      status.late > 0 ? `${fmt(status.late)} deliveries arrived after their step was collected` : "",
+      status.unparsed > 0 ? `${fmt(status.unparsed)} deliveries had no readable timestamp` : "",
+    ].filter(Boolean);
+    if (stray.length > 0) ctx.progress.log(`${ctx.tag}: ${stray.join(", ")}`);
     const summary = summarize(steps, shape.refRate, fanout);
-    return { ...summary, figures: { ...summary.figures, subscribed: sub.acked, droppedByServer: dropped } };
+    return {
+      ...summary,
+      figures: { ...summary.figures, subscribed: sub.acked, droppedByServer: status.droppedByServer },
+    };
   });
 }
 

@@ -6,26 +6,22 @@
 
 import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
-import { LoadFleet } from "../load/load-fleet.js";
-import { treeRssBytes } from "../proc-tree.js";
 import type { ScenarioOutcome } from "./outcome.js";
-import { assertAlive, connectWithProgress, type RunContext, sleep, withSession } from "./session.js";
+import { connectWithProgress, kibPerConn, type RunContext, rssDelta, withSession } from "./session.js";
 
 export function runMemory(ctx: RunContext, protocol: Protocol): Promise<ScenarioOutcome> {
   const { config } = ctx;
   const total = config.connections;
-  const clients = LoadFleet.processesFor(total, config.clientProcesses);
-  return withSession(ctx, { workers: config.workers, clients }, async (s) => {
-    await sleep(config.settleMs);
-    const before = treeRssBytes(s.server.pid);
-    const conn = await connectWithProgress(ctx, s, protocol, total);
-    ctx.progress.status(
-      `${ctx.tag}: ${fmt(conn.opened)} connections open, idle for ${config.idleSettleMs / 1000} s`,
-    );
-    await sleep(config.idleSettleMs);
-    assertAlive(s);
-    const after = treeRssBytes(s.server.pid);
-    const perConnKiB = conn.opened > 0 ? (after - before) / 1024 / conn.opened : Number.NaN;
+  return withSession(ctx, { workers: config.workers, connections: total }, async (s) => {
+    const rss = await rssDelta(s, config.settleMs, config.idleSettleMs, async () => {
+      const conn = await connectWithProgress(ctx, s, protocol, total);
+      ctx.progress.status(
+        `${ctx.tag}: ${fmt(conn.opened)} connections open, idle for ${config.idleSettleMs / 1000} s`,
+      );
+      return conn;
+    });
+    const { result: conn, beforeBytes: before, afterBytes: after } = rss;
+    const perConnKiB = kibPerConn(rss, conn.opened);
     ctx.progress.log(
       `${ctx.tag}: ${fmt(conn.opened)} idle connections, RSS ${fmt(before / 2 ** 20)} → ${fmt(after / 2 ** 20)} MiB = ` +
         `${fmt(perConnKiB)} KiB/connection`,

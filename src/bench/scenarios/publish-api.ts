@@ -13,13 +13,14 @@ const MIN_DURATION_MS = 1000;
 export function runPublishApi(ctx: RunContext): Promise<ScenarioOutcome> {
   const { config } = ctx;
   const durationMs = Math.max(MIN_DURATION_MS, config.durationS * 1000);
-  return withSession(ctx, { workers: config.workers, clients: config.clientProcesses }, async (s) => {
+  // No WebSocket connections: the client processes only publish.
+  return withSession(ctx, { workers: config.workers, connections: 0 }, async (s) => {
     ctx.progress.status(`${ctx.tag}: publishing over ${config.publishConnections} keep-alive connections`);
     const cpu = new CpuMeter(s);
     await cpu.start();
     const r = await s.fleet.publishLoad(s.server.port, config.publishConnections, durationMs);
     const usage = await cpu.read();
-    assertAlive(s);
+    assertAlive(s.server);
     const latency = Histogram.from(r.latency);
     const perSec = (r.requests * 1000) / r.elapsedMs;
     ctx.progress.log(

@@ -4,13 +4,12 @@
  * broadcast to all of them, and the RSS of the server's process tree.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { fmt } from "../format.js";
 import { epochMs, Histogram } from "../histogram.js";
-import { LoadFleet } from "../load/load-fleet.js";
-import { treeRssBytes } from "../proc-tree.js";
 import { RatePublisher } from "../rate-publisher.js";
 import type { ScenarioOutcome } from "./outcome.js";
-import { assertAlive, connectWithProgress, type RunContext, sleep, withSession } from "./session.js";
+import { connectWithProgress, kibPerConn, type RunContext, rssDelta, withSession } from "./session.js";
 
 const SUBSCRIBE_TIMEOUT_MS = 120_000;
 const BROADCAST_WAIT_MS = 60_000;
@@ -19,18 +18,17 @@ const STEP = 1;
 export function runScale(ctx: RunContext): Promise<ScenarioOutcome> {
   const { config } = ctx;
   const total = config.scaleConnections;
-  const clients = LoadFleet.processesFor(total, config.clientProcesses);
-  return withSession(ctx, { workers: config.scaleWorkers, clients }, async (s) => {
-    await sleep(config.settleMs);
-    const before = treeRssBytes(s.server.pid);
-    const conn = await connectWithProgress(ctx, s, "ws", total);
-    ctx.progress.log(
-      `${ctx.tag}: ${fmt(conn.opened)} connected (${conn.failed} failed) in ${(conn.elapsedMs / 1000).toFixed(1)} s`,
-    );
-    const sub = await s.fleet.subscribe(1, "scale", SUBSCRIBE_TIMEOUT_MS);
-    await sleep(config.settleMs);
-    assertAlive(s);
-    const after = treeRssBytes(s.server.pid);
+  return withSession(ctx, { workers: config.scaleWorkers, connections: total }, async (s) => {
+    const rss = await rssDelta(s, config.settleMs, config.settleMs, async () => {
+      const conn = await connectWithProgress(ctx, s, "ws", total);
+      ctx.progress.log(
+        `${ctx.tag}: ${fmt(conn.opened)} connected (${conn.failed} failed) in ${(conn.elapsedMs / 1000).toFixed(1)} s`,
+      );
+      const sub = await s.fleet.subscribe(1, "scale", SUBSCRIBE_TIMEOUT_MS);
+      return { conn, sub };
+    });
+    const { conn, sub } = rss.result;
+    const after = rss.afterBytes;
     ctx.progress.log(
       `${ctx.tag}: ${fmt(sub.acked)} subscribed; tree RSS ${fmt(after / 2 ** 20)} MiB; broadcasting`,
     );
@@ -65,7 +63,7 @@ export function runScale(ctx: RunContext): Promise<ScenarioOutcome> {
       p99Ms: latency.percentile(0.99),
       lastDeliveryMs: lastAt - startedAt,
       rssMiB: after / 2 ** 20,
-      rssPerConnKiB: (after - before) / 1024 / Math.max(1, conn.opened),
+      rssPerConnKiB: kibPerConn(rss, conn.opened),
       droppedByServer: status.droppedByServer,
       clientRssMiB: status.rssBytes / 2 ** 20,
     };

@@ -1,15 +1,16 @@
 /**
  * What every scenario run shares: a fresh server, a fleet of load clients, connecting with live progress,
- * CPU metering, and cleanup (clients first, then the server, both by pid) whatever happens.
+ * CPU and RSS metering, and cleanup (clients first, then the server, both by pid) whatever happens.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { BenchConfig } from "../bench-config.js";
 import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
-import type { ConnectResult } from "../load/ipc-messages.js";
+import { type ConnectResult, HANDSHAKE_TIMEOUT_MS } from "../load/ipc-messages.js";
 import { LoadFleet } from "../load/load-fleet.js";
-import { machineBusyMs, treeCpuMs } from "../proc-tree.js";
+import { machineBusyMs, treeCpuMs, treeRssBytes } from "../proc-tree.js";
 import type { Progress } from "../progress.js";
-import { ServerProcess } from "../server-process.js";
+import { type ServerCommand, ServerProcess } from "../server-process.js";
 import type { ServerSpec } from "../server-specs.js";
 
 const READY_TIMEOUT_MS = 60_000;
@@ -27,25 +28,36 @@ export interface Session {
   fleet: LoadFleet;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Starts a server under test; rejects when it does not log its ready line in time. */
+export function startServer(cmd: ServerCommand): Promise<ServerProcess> {
+  return ServerProcess.start(cmd, READY_TIMEOUT_MS);
+}
 
-/** Starts a fresh server and `clients` load processes, runs `fn`, and always tears both down. */
+/** Stops a server (if it was started) by pid, and logs an abnormal exit code. */
+export async function stopServer(ctx: RunContext, server: ServerProcess | undefined): Promise<void> {
+  const code = await server?.stop(5000);
+  if (code !== 0 && code !== null && code !== undefined)
+    ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
+}
+
+/**
+ * Starts a fresh server and enough load processes for `connections` (at least --client-processes), runs `fn`,
+ * and always tears both down.
+ */
 export async function withSession<T>(
   ctx: RunContext,
-  opts: { workers: number; clients: number },
+  opts: { workers: number; connections: number },
   fn: (s: Session) => Promise<T>,
 ): Promise<T> {
   // The load clients boot while the server does.
-  const fleet = LoadFleet.start(opts.clients);
+  const fleet = LoadFleet.start(LoadFleet.processesFor(opts.connections, ctx.config.clientProcesses));
   let server: ServerProcess | undefined;
   try {
-    server = await ServerProcess.start(ctx.spec.command(opts.workers), READY_TIMEOUT_MS);
+    server = await startServer(ctx.spec.command(opts.workers));
     return await fn({ server, fleet });
   } finally {
     await fleet.close();
-    const code = await server?.stop(5000);
-    if (code !== 0 && code !== null && code !== undefined)
-      ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
+    await stopServer(ctx, server);
   }
 }
 
@@ -73,7 +85,10 @@ export async function connectWithProgress(
     );
   }
   const result = await done;
-  if (result.timedOut) ctx.progress.log(`${ctx.tag}: handshakes given up after 10 s: ${result.timedOut}`);
+  if (result.timedOut)
+    ctx.progress.log(
+      `${ctx.tag}: handshakes given up after ${HANDSHAKE_TIMEOUT_MS / 1000} s: ${result.timedOut}`,
+    );
   return result;
 }
 
@@ -124,6 +139,36 @@ export class CpuMeter {
 }
 
 /** Throws when the server under test is no longer running. */
-export function assertAlive(s: Session): void {
-  if (!s.server.running) throw new Error(`server died:\n${s.server.tail()}`);
+export function assertAlive(server: ServerProcess): void {
+  if (!server.running) throw new Error(`server died:\n${server.tail()}`);
+}
+
+export interface RssDelta<T> {
+  /** What the measured action returned. */
+  result: T;
+  beforeBytes: number;
+  afterBytes: number;
+}
+
+/**
+ * RSS of the server's tree before and after `open` (which opens connections), each read after a pause:
+ * `beforeMs` for the fresh server to settle, `afterMs` for it to settle again (and its GC to catch up).
+ */
+export async function rssDelta<T>(
+  s: Session,
+  beforeMs: number,
+  afterMs: number,
+  open: () => Promise<T>,
+): Promise<RssDelta<T>> {
+  await sleep(beforeMs);
+  const beforeBytes = treeRssBytes(s.server.pid);
+  const result = await open();
+  await sleep(afterMs);
+  assertAlive(s.server);
+  return { result, beforeBytes, afterBytes: treeRssBytes(s.server.pid) };
+}
+
+/** KiB of RSS per connection; NaN when none opened (no figure rather than a meaningless one). */
+export function kibPerConn(d: RssDelta<unknown>, opened: number): number {
+  return opened > 0 ? (d.afterBytes - d.beforeBytes) / 1024 / opened : Number.NaN;
 }

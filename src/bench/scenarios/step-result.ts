@@ -23,7 +23,6 @@ export interface StepInput {
   rate: number;
   /** Subscribers per published message. */
   fanout: number;
-  scheduled: number;
   durationMs: number;
   publish: RateOutcome;
   reports: StepReport[];
@@ -57,7 +56,7 @@ export function toStepResult(input: StepInput): StepResult {
   const secondHalfP50Ms = second.percentile(0.5);
   const backlogGrowth = isBacklogGrowing(firstHalfP50Ms, secondHalfP50Ms);
   const p99Ms = all.percentile(0.99);
-  const unpublished = input.scheduled - input.publish.published;
+  const unpublished = input.publish.scheduled - input.publish.published;
   // From the first delivery to the last, plus one publish interval: equals the step's duration when the server
   // keeps up (whatever its latency), and stretches when deliveries trail behind.
   const windowMs = received > 0 ? lastAt - firstAt + 1000 / input.rate : input.durationMs;
