@@ -7,12 +7,11 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import type { BenchResults, RunResult } from "../../src/bench/results.js";
+import { ROOT } from "../helpers/server.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const TIMEOUT_MS = 55_000;
 
 function runSmoke(outDir: string): Promise<{ code: number | null; stderr: string }> {
@@ -20,7 +19,7 @@ function runSmoke(outDir: string): Promise<{ code: number | null; stderr: string
     const child = spawn(
       process.execPath,
       ["--import", "tsx", "src/bench/main.ts", "--smoke", "--scenarios", "A,B,C,D,E", "--out", outDir],
-      { cwd: root, stdio: ["ignore", "ignore", "pipe"] },
+      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
     );
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => {

@@ -11,22 +11,21 @@ import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { request } from "../helpers/http.js";
+import { ROOT, until } from "../helpers/server.js";
+import { requireTool } from "../helpers/tools.js";
 import {
   freePorts,
   haproxyCommand,
   haproxyServers,
   haproxyTestConfig,
   type Proc,
-  REPO,
   replaceOnce,
-  request,
-  requireTool,
   startHaproxy,
   tempDir,
-  waitFor,
 } from "./helpers.js";
 
-const HAPROXY_DIR = path.join(REPO, "haproxy");
+const HAPROXY_DIR = path.join(ROOT, "haproxy");
 const shippedConfigs = readdirSync(HAPROXY_DIR).filter((f) => f.endsWith(".cfg"));
 
 /** "1h" / "30s" / "500ms" / "5000" (ms) → milliseconds. */
@@ -175,7 +174,7 @@ describe("haproxy.cfg at run time (real haproxy, stub backends)", () => {
   };
   const state = async (server: string) => (await haproxyServers(paths.socket, "switchboard")).get(server);
   const waitOp = (server: string, op: number) =>
-    waitFor(`${server} op state ${op}`, async () => (await state(server))?.op === op, 10_000, 200);
+    until(async () => (await state(server))?.op === op, 10_000, `${server} op state ${op}`, 200);
   const set = async (server: string, verb: string) =>
     assert.equal(
       (await haproxyCommand(paths.socket, `set server switchboard/${server} state ${verb}`)).trim(),
@@ -233,7 +232,7 @@ describe("haproxy.cfg at run time (real haproxy, stub backends)", () => {
     await set("green", "ready");
     await set("blue", "maint");
     const save = spawnSync(
-      path.join(REPO, "scripts", "promote"),
+      path.join(ROOT, "scripts", "promote"),
       ["--save-state", "--socket", paths.socket, "--state-file", paths.stateFile],
       { encoding: "utf8" },
     );
@@ -249,7 +248,7 @@ describe("haproxy.cfg at run time (real haproxy, stub backends)", () => {
   });
 
   test("promote --status reports both colours and the active one", () => {
-    const res = spawnSync(path.join(REPO, "scripts", "promote"), ["--status", "--socket", paths.socket], {
+    const res = spawnSync(path.join(ROOT, "scripts", "promote"), ["--status", "--socket", paths.socket], {
       encoding: "utf8",
     });
     assert.equal(res.status, 0, `${res.stdout}${res.stderr}`);
@@ -261,7 +260,7 @@ describe("haproxy.cfg at run time (real haproxy, stub backends)", () => {
 
 test("promote refuses bad usage with exit 2 and names the problem", () => {
   const promote = (args: string[]) =>
-    spawnSync(path.join(REPO, "scripts", "promote"), args, { encoding: "utf8" });
+    spawnSync(path.join(ROOT, "scripts", "promote"), args, { encoding: "utf8" });
   const cases: [string[], RegExp][] = [
     [[], /expected "blue", "green", --rollback, --status or --save-state, got ""/],
     [["purple"], /got "purple"/],

@@ -1,44 +1,15 @@
 /**
- * Shared pieces of the deployment tests: free ports, temp dirs, real haproxy / redis-server / pm2 processes
- * stopped by pid, and a test copy of the shipped HAProxy config with only addresses and paths rewritten.
+ * Shared pieces of the deployment tests: free ports, temp dirs, real haproxy / pm2 processes stopped by pid, and
+ * a test copy of the shipped HAProxy config with only addresses and paths rewritten. Redis, HTTP requests,
+ * waiting and finding tools come from test/helpers, as in the integration tests.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const CLI = path.join(REPO, "dist", "cli.js");
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Absolute path of an executable on PATH, or null. */
-export function which(name: string): string | null {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    const file = path.join(dir, name);
-    if (dir && existsSync(file)) return file;
-  }
-  for (const dir of ["/usr/sbin", "/sbin"]) if (existsSync(path.join(dir, name))) return path.join(dir, name);
-  return null;
-}
-
-/** The path of a tool the test cannot run without; throws one clear line when it is missing. */
-export function requireTool(name: string, debianPackage = name): string {
-  const found = which(name);
-  if (!found)
-    throw new Error(
-      `${name} is not installed: apt-get install -y ${debianPackage} (scripts/test-setup does this)`,
-    );
-  return found;
-}
-
-/** Fails with one clear line when the server has not been built. */
-export function requireBuild(): void {
-  if (!existsSync(CLI)) throw new Error(`${path.relative(REPO, CLI)} is missing: run npm run build first`);
-}
+import { ROOT, until } from "../helpers/server.js";
+import { requireTool } from "../helpers/tools.js";
 
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), `switchboard-${prefix}-`));
@@ -60,29 +31,6 @@ export async function freePorts(count: number): Promise<number[]> {
   }
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
-}
-
-/** Polls `check` every `everyMs` until it returns a truthy value; throws after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T> | T,
-  timeoutMs: number,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ""}`,
-  );
 }
 
 /**
@@ -249,17 +197,17 @@ export async function haproxyServers(socket: string, backend: string) {
 export async function startHaproxy(cfgFile: string, socket: string, frontendPort: number): Promise<Proc> {
   const proc = new Proc(requireTool("haproxy"), ["-db", "-f", cfgFile]);
   try {
-    await waitFor(
-      "haproxy runtime socket and frontend",
+    await until(
       async () => {
+        // Thrown, not retried: a haproxy that exited will not come up.
         if (!proc.running) throw new Error(`haproxy exited: ${proc.tail()}`);
-        return (
-          existsSync(socket) &&
-          (await haproxyCommand(socket, "show info")).includes("Name: HAProxy") &&
-          (await canConnect(frontendPort))
-        );
+        // The socket file may exist before haproxy listens on it (or be left from a previous run): retry.
+        const info = existsSync(socket) ? await haproxyCommand(socket, "show info").catch(() => "") : "";
+        return info.includes("Name: HAProxy") && (await canConnect(frontendPort));
       },
       10_000,
+      "haproxy runtime socket and frontend",
+      100,
     );
   } catch (err) {
     await proc.stop("SIGKILL");
@@ -268,77 +216,9 @@ export async function startHaproxy(cfgFile: string, socket: string, frontendPort
   return proc;
 }
 
-/** A real redis-server on a free loopback port, in a temp dir, no persistence. */
-export async function startRedis(dir: string): Promise<{ url: string; proc: Proc }> {
-  const bin = requireTool("redis-server");
-  const [port] = await freePorts(1);
-  const proc = new Proc(bin, [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--dir",
-    dir,
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--protected-mode",
-    "yes",
-  ]);
-  await waitFor(
-    "redis-server PONG",
-    () =>
-      new Promise<boolean>((resolve) => {
-        if (!proc.running) throw new Error(`redis-server exited: ${proc.tail()}`);
-        const conn = net.connect({ host: "127.0.0.1", port: port ?? 0 });
-        conn.setTimeout(1000, () => conn.destroy());
-        conn.once("connect", () => conn.write("PING\r\n"));
-        conn.once("data", (d) => {
-          conn.destroy();
-          resolve(d.toString().startsWith("+PONG"));
-        });
-        conn.once("error", () => resolve(false));
-        conn.once("close", () => resolve(false));
-      }),
-    10_000,
-  );
-  return { url: `redis://127.0.0.1:${port}`, proc };
-}
-
-/** GET/POST over a fresh connection: status, headers and body. */
-export function request(
-  url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method: options.method ?? "GET",
-        headers: options.headers,
-        agent: false,
-        timeout: options.timeoutMs ?? 5000,
-      },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => {
-          body += c;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        res.on("error", reject);
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("request timeout")));
-    req.on("error", reject);
-    req.end(options.body);
-  });
-}
-
 /** pm2 from node_modules with its own PM2_HOME; `kill()` stops the daemon and every app it runs. */
 export class Pm2 {
-  readonly bin = path.join(REPO, "node_modules", ".bin", "pm2");
+  readonly bin = path.join(ROOT, "node_modules", ".bin", "pm2");
   readonly home: string;
   readonly env: NodeJS.ProcessEnv;
 
@@ -350,7 +230,7 @@ export class Pm2 {
   /** Runs `pm2 <args>`; resolves with exit code and output (never rejects on a non-zero exit). */
   run(args: string[], timeoutMs = 90_000): Promise<{ code: number | null; out: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.bin, args, { env: this.env, cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(this.bin, args, { env: this.env, cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
       let out = "";
       child.stdout.on("data", (c: Buffer) => {
         out += c;

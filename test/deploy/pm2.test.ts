@@ -9,19 +9,11 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import WebSocket from "ws";
-import {
-  descendants,
-  freePorts,
-  isAlive,
-  Pm2,
-  REPO,
-  request,
-  requireBuild,
-  tempDir,
-  waitFor,
-} from "./helpers.js";
+import { request } from "../helpers/http.js";
+import { ROOT, requireBuild, until } from "../helpers/server.js";
+import { descendants, freePorts, isAlive, Pm2, tempDir } from "./helpers.js";
 
-const ECOSYSTEM = path.join(REPO, "ecosystem.config.cjs");
+const ECOSYSTEM = path.join(ROOT, "ecosystem.config.cjs");
 
 interface App {
   name: string;
@@ -68,7 +60,7 @@ test("ecosystem.config.cjs: fork-mode primaries, wait_ready, kill_timeout above 
     assert.ok(app);
     assert.equal(app.exec_mode, "fork", `${name}: the primary clusters by itself`);
     assert.equal(app.instances, 1);
-    assert.equal(app.script, path.join(REPO, "dist", "cli.js"));
+    assert.equal(app.script, path.join(ROOT, "dist", "cli.js"));
     assert.equal(app.args, "start");
     assert.equal(app.wait_ready, true);
     assert.ok(app.listen_timeout >= 10_000);
@@ -143,7 +135,7 @@ test("pm2: switchboard-blue is online only after ready, pm2 stop drains it, noth
       ws.once("error", reject);
     });
     ws.send(JSON.stringify({ type: "subscribe", channel: "news", id: 1 }));
-    await waitFor("subscribe ack", () => frames.some((f) => f.type === "ack"), 5000);
+    await until(() => frames.some((f) => f.type === "ack"), 5000, "subscribe ack");
 
     const stop = await pm2.run(["stop", "switchboard-blue"]);
     assert.equal(stop.code, 0, stop.out);
@@ -156,11 +148,11 @@ test("pm2: switchboard-blue is online only after ready, pm2 stop drains it, noth
     const [after] = await pm2.list();
     assert.equal(after?.status, "stopped");
     assert.equal(after?.exitCode, 0, "the primary exited 0 after its drain (SIGINT from pm2, not SIGKILL)");
-    await waitFor("primary and workers gone", () => pids.every((p) => !isAlive(p)), 5000);
+    await until(() => pids.every((p) => !isAlive(p)), 5000, "primary and workers gone");
   } finally {
     const daemon = pm2.daemonPid();
     await pm2.kill();
-    await waitFor("pm2 daemon gone", () => !isAlive(daemon), 10_000).catch(() => {
+    await until(() => !isAlive(daemon), 10_000, "pm2 daemon gone").catch(() => {
       if (isAlive(daemon)) process.kill(daemon, "SIGKILL");
     });
     for (const p of pids) if (isAlive(p)) process.kill(p, "SIGKILL");

@@ -16,6 +16,10 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { request } from "../helpers/http.js";
+import { type RedisServer, startRedis } from "../helpers/redis-server.js";
+import { ROOT, requireBuild, until } from "../helpers/server.js";
+import { requireTool } from "../helpers/tools.js";
 import {
   canConnect,
   descendants,
@@ -25,15 +29,8 @@ import {
   isAlive,
   Pm2,
   type Proc,
-  REPO,
-  request,
-  requireBuild,
-  requireTool,
-  sleep,
   startHaproxy,
-  startRedis,
   tempDir,
-  waitFor,
 } from "./helpers.js";
 import { type ClientStats, missed, PublishStream, RawClient, SioClient } from "./load.js";
 
@@ -60,7 +57,7 @@ interface Run {
 describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", { timeout: 240_000 }, () => {
   let tmp: ReturnType<typeof tempDir>;
   let haproxy: Proc | undefined;
-  let redis: Proc | undefined;
+  let redis: RedisServer | undefined;
   let pm2: Pm2;
   let socket = "";
   let stateFile = "";
@@ -72,6 +69,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
     requireBuild();
     requireTool("haproxy");
     requireTool("redis-server");
+    requireTool("redis-cli", "redis-tools");
     tmp = tempDir("promote");
     const [frontendPort, statsPort, blue, green, blueAdmin, greenAdmin] = (await freePorts(6)) as [
       number,
@@ -87,7 +85,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
     frontend = `http://127.0.0.1:${frontendPort}`;
     writeFileSync(stateFile, "1\n");
     const cfgFile = path.join(tmp.dir, "haproxy.cfg");
-    const shipped = readFileSync(path.join(REPO, "haproxy", "haproxy.cfg"), "utf8");
+    const shipped = readFileSync(path.join(ROOT, "haproxy", "haproxy.cfg"), "utf8");
     writeFileSync(
       cfgFile,
       haproxyTestConfig(shipped, {
@@ -106,10 +104,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
     writeFileSync(path.join(brokenDir.path, "package.json"), '{"type":"module"}\n');
     writeFileSync(path.join(brokenDir.path, "dist", "cli.js"), NEVER_READY_CLI);
 
-    const redisDir = path.join(tmp.dir, "redis");
-    mkdirSync(redisDir);
-    const r = await startRedis(redisDir);
-    redis = r.proc;
+    redis = await startRedis();
     haproxy = await startHaproxy(cfgFile, socket, frontendPort);
     pm2 = new Pm2(path.join(tmp.dir, "pm2"), {
       SWITCHBOARD_BLUE_PORT: String(blue),
@@ -119,22 +114,22 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       // Bounds how long `pm2 start` waits for a release that never sends 'ready'.
       SWITCHBOARD_LISTEN_TIMEOUT_MS: "5000",
       DRAIN_TIMEOUT_MS: String(DRAIN_TIMEOUT_MS),
-      REDIS_URL: r.url,
+      REDIS_URL: redis.url,
       WORKERS: "2",
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
     });
     const start = await pm2.run([
       "start",
-      path.join(REPO, "ecosystem.config.cjs"),
+      path.join(ROOT, "ecosystem.config.cjs"),
       "--only",
       "switchboard-blue",
     ]);
     assert.equal(start.code, 0, start.out);
-    await waitFor(
-      "HAProxy sees blue UP",
+    await until(
       async () => (await haproxyServers(socket, "switchboard")).get("blue")?.op === 2,
       15_000,
+      "HAProxy sees blue UP",
       200,
     );
   });
@@ -146,7 +141,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
     await pm2?.kill();
     for (const pid of [daemon, ...pids]) if (isAlive(pid)) process.kill(pid, "SIGKILL");
     await haproxy?.stop("SIGTERM");
-    await redis?.stop("SIGTERM");
+    await redis?.destroy();
     tmp?.remove();
   });
 
@@ -154,7 +149,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
   function promote(args: string[], env: Record<string, string> = {}): Promise<Run> {
     return new Promise((resolve, reject) => {
       const child = spawn(
-        path.join(REPO, "scripts", "promote"),
+        path.join(ROOT, "scripts", "promote"),
         [
           ...args,
           "--manager",
@@ -202,7 +197,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
     );
     const sio = Array.from({ length: SIO_CLIENTS }, () => new SioClient(frontend, CHANNEL));
     const clients = [...raw, ...sio];
-    await waitFor("every client subscribed", () => clients.every((c) => c.stats.subscribed), 30_000, 100);
+    await until(() => clients.every((c) => c.stats.subscribed), 30_000, "every client subscribed", 100);
     return clients;
   }
 
@@ -224,7 +219,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       ...Array.from({ length: 10 }, () => new SioClient(frontend, CHANNEL)),
     ];
     try {
-      await waitFor("clients subscribed", () => clients.every((c) => c.stats.subscribed), 20_000);
+      await until(() => clients.every((c) => c.stats.subscribed), 20_000, "clients subscribed", 100);
       const run = await promote(["green"], { SWITCHBOARD_GREEN_DIR: brokenDir.path });
       t.diagnostic(run.out);
       assert.equal(run.code, 1, "promote must fail");
@@ -256,7 +251,8 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
     try {
       const bluePid = (await pm2.list()).find((a) => a.name === "switchboard-blue")?.pid ?? 0;
       const bluePids = [bluePid, ...descendants(bluePid)];
-      await sleep(500);
+      // The load runs before the switch: wait until the stream is under way.
+      await until(() => stream.acked.length >= 5, 5000, "5 acknowledged publishes before promote", 50);
 
       const run = await promote(["green"]);
       t.diagnostic(run.out);
@@ -274,14 +270,15 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
 
       // Every client is back, subscribed, and gets a message published now: only green can deliver it.
       const stats = clients.map((c) => c.stats);
-      await waitFor("every client re-subscribed", () => stats.every((s) => s.subscribed), 20_000);
+      await until(() => stats.every((s) => s.subscribed), 20_000, "every client re-subscribed", 100);
       await stream.stop();
       const finalN = 1_000_000;
       await stream.publishOne(finalN);
-      await waitFor(
-        "final message on every client",
+      await until(
         () => stats.every((s) => s.received.has(finalN)),
         10_000,
+        "final message on every client",
+        100,
       );
 
       const s = summary(stats);
@@ -329,10 +326,10 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       const hup = await pm2.run(["sendSignal", "SIGHUP", "switchboard-green"]);
       assert.equal(hup.code, 0, hup.out);
       const outLog = path.join(pm2.home, "logs", "switchboard-green-out.log");
-      await waitFor(
-        "rolling reload done",
+      await until(
         () => readFileSync(outLog, "utf8").includes('"msg":"rolling reload done"'),
         60_000,
+        "rolling reload done",
         250,
       );
       const workersAfter = descendants(green?.pid ?? 0);
@@ -343,7 +340,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       clearInterval(arrivalTimer);
 
       const stats = [...clients, ...arrivals].map((c) => c.stats);
-      await waitFor("every client subscribed", () => stats.every((s) => s.subscribed), 20_000);
+      await until(() => stats.every((s) => s.subscribed), 20_000, "every client subscribed", 100);
       await stream.stop();
       const s = summary(stats);
       const missedCounts = clients.map((c) => missed(c.stats, stream.acked));
@@ -369,7 +366,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       () => new RawClient(`${frontend.replace("http", "ws")}/ws`, CHANNEL),
     );
     try {
-      await waitFor("clients subscribed", () => clients.every((c) => c.stats.subscribed), 20_000);
+      await until(() => clients.every((c) => c.stats.subscribed), 20_000, "clients subscribed", 100);
       const run = await promote(["--rollback"]);
       t.diagnostic(run.out);
       assert.equal(run.code, 0, run.out);
@@ -378,7 +375,7 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       const now = await servers();
       assert.deepEqual(now.get("blue"), { admin: 0, op: 2 }, "blue ready and UP");
       assert.equal(now.get("green")?.admin, 1, "green in maintenance");
-      await waitFor("clients back", () => clients.every((c) => c.stats.subscribed), 20_000);
+      await until(() => clients.every((c) => c.stats.subscribed), 20_000, "clients back", 100);
       const s = summary(clients.map((c) => c.stats));
       assert.equal(s.failedAttempts, 0, JSON.stringify(s));
       assert.ok(s.reconnectsMax <= 1);

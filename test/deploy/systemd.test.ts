@@ -7,9 +7,11 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { REPO, tempDir, which } from "./helpers.js";
+import { ROOT } from "../helpers/server.js";
+import { which } from "../helpers/tools.js";
+import { tempDir } from "./helpers.js";
 
-const SYSTEMD_DIR = path.join(REPO, "systemd");
+const SYSTEMD_DIR = path.join(ROOT, "systemd");
 const UNIT = readFileSync(path.join(SYSTEMD_DIR, "switchboard@.service"), "utf8");
 
 /** `Key=value` lines of one section of a unit file, in order (keys may repeat). */

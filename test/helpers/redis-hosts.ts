@@ -1,5 +1,6 @@
-import { request } from "node:http";
-import { type RedisCluster, startRedisCluster } from "./redis-server.js";
+import assert from "node:assert/strict";
+import { after, before } from "node:test";
+import { type RedisCluster, type RedisServer, startRedis, startRedisCluster } from "./redis-server.js";
 import { type ServerProcess, startServer } from "./server.js";
 
 /** Starts `count` Switchboard instances that share Redis, as separate hosts would (own ports, same bus). */
@@ -16,21 +17,75 @@ export async function startHosts(count: number, redisArgs: string[], workers = 2
   }
 }
 
-/** A 3-master Redis Cluster and `count` hosts on it with sharded pub/sub; `stop` ends both, returning exit codes. */
-export async function startClusterHosts(
-  count = 2,
-): Promise<{ cluster: RedisCluster; hosts: ServerProcess[]; stop(): Promise<(number | string)[]> }> {
-  const cluster = await startRedisCluster(3);
-  const hosts = await startHosts(count, ["--redis", cluster.url, "--redis-cluster"]).catch(async (err) => {
-    await cluster.destroy();
-    throw err;
+type Closable = { close(): void };
+
+/** What `useRedisHosts` gives a suite; read it inside tests (it is filled in by `before`). */
+export interface RedisHosts {
+  readonly hosts: ServerProcess[];
+  /** The single Redis (not with `cluster`). */
+  readonly redis: RedisServer;
+  /** The 3-master Redis Cluster (only with `cluster`). */
+  readonly cluster: RedisCluster;
+  /** Closes `client` in `after`, before the hosts stop; returns it. */
+  track<T extends Closable>(client: T): T;
+}
+
+/**
+ * Registers, in the calling describe, a `before` that starts one Redis (or with `cluster`, a 3-master Redis
+ * Cluster with sharded pub/sub) and `count` Switchboard hosts on it, and an `after` that closes the tracked
+ * clients, stops the hosts and Redis, and asserts that every host exited 0. Call it synchronously in the
+ * describe body.
+ */
+export function useRedisHosts(
+  count: number,
+  options: { cluster?: boolean; args?: string[] } = {},
+): RedisHosts {
+  let redis: RedisServer | undefined;
+  let cluster: RedisCluster | undefined;
+  let hosts: ServerProcess[] = [];
+  const clients: Closable[] = [];
+
+  before(async () => {
+    if (options.cluster) {
+      cluster = await startRedisCluster(3);
+      hosts = await startHosts(count, ["--redis", cluster.url, "--redis-cluster", ...(options.args ?? [])]);
+    } else {
+      redis = await startRedis();
+      hosts = await startHosts(count, ["--redis", redis.url, ...(options.args ?? [])]);
+    }
   });
-  const stop = async () => {
+
+  after(async () => {
+    for (const c of clients) c.close();
     const codes = await Promise.all(hosts.map((h) => h.stop()));
-    await cluster.destroy();
-    return codes;
+    await redis?.destroy();
+    await cluster?.destroy();
+    // When `before` failed, no host was kept (startHosts stops its own on failure): nothing to compare, so the
+    // report shows before's error alone.
+    assert.deepEqual(
+      codes,
+      hosts.map(() => 0),
+      "every host exits 0",
+    );
+  });
+
+  return {
+    get hosts() {
+      return hosts;
+    },
+    get redis() {
+      if (!redis) throw new Error("no single Redis here (not started, or started with cluster)");
+      return redis;
+    },
+    get cluster() {
+      if (!cluster) throw new Error("no Redis Cluster here (not started, or started without cluster)");
+      return cluster;
+    },
+    track(client) {
+      clients.push(client);
+      return client;
+    },
   };
-  return { cluster, hosts, stop };
 }
 
 /** One sample of a Prometheus metric on a host's admin port (first series whose line starts with `name`). */
@@ -39,23 +94,6 @@ export async function metric(host: ServerProcess, name: string): Promise<number>
   const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
   if (!line) throw new Error(`metric ${name} not found`);
   return Number(line.slice(line.lastIndexOf(" ") + 1));
-}
-
-/** GET on a fresh connection, so the primary answers it (as HAProxy's checks see it), not a kept-alive worker. */
-export function getFresh(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false, headers: { connection: "close" } }, (res) => {
-      let text = "";
-      res.on("data", (d) => {
-        text += d;
-      });
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
-      );
-    });
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 /** The `redis` part of a host's /status. */

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../src/bench/redis-process.js";
 import { keySlot } from "../../src/primary/key-slot.js";
+import { requireTool } from "./tools.js";
 
 const run = promisify(execFile);
 
@@ -16,15 +17,9 @@ process.once("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
-/** Fails with one line when redis-server is not installed (scripts/test-setup installs it in CI). */
-export function requireRedis(): void {
-  for (const bin of ["redis-server", "redis-cli"]) {
-    if (spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0) {
-      throw new Error(
-        `${bin} not found: install Redis (apt-get install -y redis-server) or run scripts/test-setup`,
-      );
-    }
-  }
+/** Paths of redis-server and redis-cli; throws one line naming the package when either is missing. */
+function redisBins(): { server: string; cli: string } {
+  return { server: requireTool("redis-server"), cli: requireTool("redis-cli", "redis-tools") };
 }
 
 export { freePort };
@@ -46,7 +41,7 @@ export function ping(port: number): Promise<boolean> {
 
 /** Runs redis-cli against one port and returns its output (for assertions: PUBSUB, CLUSTER, GET). */
 export async function redisCli(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await run("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args]);
+  const { stdout } = await run(redisBins().cli, ["-h", "127.0.0.1", "-p", String(port), ...args]);
   return stdout.trim();
 }
 
@@ -76,7 +71,7 @@ export class RedisServer {
   async start(timeoutMs = 10_000): Promise<this> {
     if (this.#child) throw new Error(`redis on ${this.port} is already running`);
     const child = spawn(
-      "redis-server",
+      redisBins().server,
       [
         "--port",
         String(this.port),
@@ -132,7 +127,7 @@ export class RedisServer {
 
 /** Starts one redis-server on a free port. */
 export async function startRedis(extra: string[] = []): Promise<RedisServer> {
-  requireRedis();
+  redisBins(); // one clear line, before a temp dir is made, when Redis is missing
   const dir = mkdtempSync(join(tmpdir(), "switchboard-redis-"));
   return new RedisServer(await freePort(), dir, extra).start();
 }
@@ -155,7 +150,7 @@ export class RedisCluster {
 }
 
 export async function startRedisCluster(masters = 3, timeoutMs = 20_000): Promise<RedisCluster> {
-  requireRedis();
+  const { cli } = redisBins();
   const nodes: RedisServer[] = [];
   try {
     for (let i = 0; i < masters; i++) {
@@ -171,7 +166,7 @@ export async function startRedisCluster(masters = 3, timeoutMs = 20_000): Promis
       nodes.push(node);
       await node.start();
     }
-    await run("redis-cli", [
+    await run(cli, [
       "--cluster",
       "create",
       ...nodes.map((n) => `127.0.0.1:${n.port}`),

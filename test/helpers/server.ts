@@ -1,12 +1,17 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(ROOT, "dist", "cli.js");
+
+/** Fails with one clear line when the server has not been built. */
+export function requireBuild(): void {
+  if (!existsSync(CLI)) throw new Error(`${relative(ROOT, CLI)} is missing: run npm run build first`);
+}
 
 export type LogLine = { msg?: string; level?: number; [k: string]: unknown };
 
@@ -20,7 +25,7 @@ export class ServerProcess {
   #waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+    requireBuild();
     this.child = spawn(process.execPath, [CLI, "start", ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -143,17 +148,21 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls `check` until it returns a truthy value or the time runs out. */
+/**
+ * Polls `check` every `everyMs` until it returns a truthy value or the time runs out. An error thrown by
+ * `check` fails at once (not retried): a check that may fail while it waits must catch that itself.
+ */
 export async function until<T>(
   check: () => T | Promise<T>,
   timeoutMs = 10_000,
   what = "condition",
+  everyMs = 25,
 ): Promise<Exclude<T, null | undefined | false | 0 | "">> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value) return value as Exclude<T, null | undefined | false | 0 | "">;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
   }
 }

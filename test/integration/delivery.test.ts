@@ -108,7 +108,12 @@ describe("delivery across workers", () => {
     const before = c.messages("news").length;
     await server.publish("news", "after");
     await (raw[2] as RawClient).waitFor((f) => f.data === "after");
+    // raw[2] may be on another worker. The primary sends each worker one ordered stream, so once c has a marker
+    // published after "after" on a channel it still follows, "after" would already have reached c.
+    await server.publish("chat:room", "marker");
+    await c.waitFor((f) => f.channel === "chat:room" && f.data === "marker");
     assert.equal(c.messages("news").length, before);
+    assert.ok(!c.frames.some((f) => f.data === "after"), "no 'after' frame on any channel");
   });
 
   it("resumes from an offset with `since` and reports a gap beyond history", async () => {

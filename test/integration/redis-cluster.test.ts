@@ -1,49 +1,37 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type Frame, RawClient, SioClient } from "../helpers/clients.js";
-import { getFresh, metric, redisStatus, startClusterHosts } from "../helpers/redis-hosts.js";
-import { channelsOnEachNode, type RedisCluster, redisCli } from "../helpers/redis-server.js";
+import { getFresh } from "../helpers/http.js";
+import { metric, redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
+import { channelsOnEachNode, redisCli } from "../helpers/redis-server.js";
 import type { ServerProcess } from "../helpers/server.js";
 
 type Data = { p: string; n: number };
 
 describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => {
-  let cluster: RedisCluster;
-  let hosts: ServerProcess[] = [];
-  let stopAll: () => Promise<(number | string)[]>;
-  const clients: { close(): void }[] = [];
-
-  before(async () => {
-    ({ cluster, hosts, stop: stopAll } = await startClusterHosts(2));
-  });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    assert.deepEqual(await stopAll(), [0, 0]);
-  });
+  const fixture = useRedisHosts(2, { cluster: true });
+  const { track } = fixture;
 
   it("connects to every master and reports the link up", async () => {
-    for (const host of hosts) {
-      const status = (await host.status()) as {
-        redis?: { state: string; cluster: boolean; nodes: unknown[] };
-      };
-      assert.equal(status.redis?.state, "up");
-      assert.equal(status.redis?.cluster, true);
-      assert.equal(status.redis?.nodes.length, 3);
+    for (const host of fixture.hosts) {
+      const status = await redisStatus(host);
+      assert.equal(status.state, "up");
+      assert.equal(status.cluster, true);
+      assert.equal(status.nodes.length, 3);
       assert.equal(((await getFresh(`${host.url}/health`)).body.redis as { state: string }).state, "up");
     }
   });
 
   it("spreads channels over every shard and delivers each message once, in offset order, on both hosts", async () => {
+    const { cluster, hosts } = fixture;
     // Three channels per master, chosen by where their hash tag lands.
     const perNode = await channelsOnEachNode(cluster, 3, "chat:c");
     const channels = perNode.flat();
     const [a, b] = hosts as [ServerProcess, ServerProcess];
     const subscribers: (RawClient | SioClient)[] = [];
     for (const host of hosts) {
-      const raw = await RawClient.open(host.wsUrl);
-      const sio = await SioClient.open(host.url, ["websocket"]);
-      clients.push(raw, sio);
+      const raw = track(await RawClient.open(host.wsUrl));
+      const sio = track(await SioClient.open(host.url, ["websocket"]));
       for (const ch of channels) {
         assert.equal((await raw.subscribe(ch)).type, "ack");
         assert.deepEqual(await sio.subscribe(ch), { ok: true });
@@ -65,8 +53,7 @@ describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => 
     }
 
     const perChannel = 10;
-    const publisher = await RawClient.open(b.wsUrl);
-    clients.push(publisher);
+    const publisher = track(await RawClient.open(b.wsUrl));
     const batch = channels.flatMap((channel) =>
       Array.from({ length: perChannel }, (_, n) => ({ channel, data: { p: "http", n } })),
     );
@@ -123,10 +110,9 @@ describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => 
   });
 
   it("carries Socket.IO rooms and fetchSockets across hosts through the cluster", async () => {
-    const [a, b] = hosts as [ServerProcess, ServerProcess];
-    const onA = await SioClient.open(a.url, ["websocket"]);
-    const onB = await SioClient.open(b.url, ["websocket"]);
-    clients.push(onA, onB);
+    const [a, b] = fixture.hosts as [ServerProcess, ServerProcess];
+    const onA = track(await SioClient.open(a.url, ["websocket"]));
+    const onB = track(await SioClient.open(b.url, ["websocket"]));
     await onA.subscribe("room:c");
     await onB.subscribe("room:c");
     const presence = (await (await fetch(`${a.url}/api/presence?channel=room:c`)).json()) as {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type Frame, RawClient, SioClient } from "../helpers/clients.js";
-import { getFresh, metric, redisStatus, startHosts } from "../helpers/redis-hosts.js";
-import { type RedisServer, redisCli, startRedis } from "../helpers/redis-server.js";
+import { getFresh } from "../helpers/http.js";
+import { metric, redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
+import { redisCli } from "../helpers/redis-server.js";
 import { type ServerProcess, until } from "../helpers/server.js";
 
 type Got = { offset: number; data: { p: string; n: number } };
@@ -11,39 +12,14 @@ type Got = { offset: number; data: { p: string; n: number } };
 type Subs = { host: number; raw: RawClient[]; sio: SioClient[] };
 
 describe("cross-host relay through one Redis", () => {
-  let redis: RedisServer;
-  let hosts: ServerProcess[] = [];
+  const fixture = useRedisHosts(3);
   const subs: Subs[] = [];
-  const clients: { close(): void }[] = [];
 
-  before(async () => {
-    redis = await startRedis();
-    hosts = await startHosts(3, ["--redis", redis.url]);
-  });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    const codes = await Promise.all(hosts.map((h) => h.stop()));
-    await redis?.destroy();
-    assert.deepEqual(
-      codes,
-      hosts.map(() => 0),
-    );
-  });
-
-  const raw = async (host: ServerProcess) => {
-    const c = await RawClient.open(host.wsUrl);
-    clients.push(c);
-    return c;
-  };
-  const sio = async (host: ServerProcess) => {
-    const c = await SioClient.open(host.url, ["websocket"]);
-    clients.push(c);
-    return c;
-  };
+  const raw = async (host: ServerProcess) => fixture.track(await RawClient.open(host.wsUrl));
+  const sio = async (host: ServerProcess) => fixture.track(await SioClient.open(host.url, ["websocket"]));
 
   it("reports the link on /health, /status and /metrics", async () => {
-    for (const host of hosts) {
+    for (const host of fixture.hosts) {
       const health = await getFresh(`${host.url}/health`);
       assert.equal(health.status, 200);
       assert.equal((health.body.redis as { state: string }).state, "up");
@@ -56,8 +32,8 @@ describe("cross-host relay through one Redis", () => {
 
   it("delivers HTTP, raw and Socket.IO publishes from three hosts to every subscriber once, in one offset order", async () => {
     const channel = "chat:x";
-    for (let h = 0; h < hosts.length; h++) {
-      const host = hosts[h] as ServerProcess;
+    for (let h = 0; h < fixture.hosts.length; h++) {
+      const host = fixture.hosts[h] as ServerProcess;
       const s: Subs = {
         host: h,
         raw: [await raw(host), await raw(host)],
@@ -68,7 +44,7 @@ describe("cross-host relay through one Redis", () => {
       subs.push(s);
     }
     const perPublisher = 40;
-    const [h0, h1, h2] = hosts as [ServerProcess, ServerProcess, ServerProcess];
+    const [h0, h1, h2] = fixture.hosts as [ServerProcess, ServerProcess, ServerProcess];
     const rawPublisher = await raw(h1);
     const sioPublisher = await sio(h2);
     const httpOffsets: number[] = [];
@@ -122,7 +98,7 @@ describe("cross-host relay through one Redis", () => {
     const httpSeen = first.filter((g) => g.data.p === "http").map((g) => g.offset);
     assert.deepEqual(httpOffsets, httpSeen, "the publish API returns the Redis-assigned offsets");
 
-    for (const host of hosts) {
+    for (const host of fixture.hosts) {
       assert.equal(await metric(host, "switchboard_redis_relayed_total"), perPublisher);
       assert.equal(await metric(host, "switchboard_redis_received_total"), 2 * perPublisher);
       assert.equal(await metric(host, "switchboard_redis_echoes_total"), perPublisher, "own echoes dropped");
@@ -133,9 +109,13 @@ describe("cross-host relay through one Redis", () => {
 
   it("subscribes in Redis once per host, and only to channels with local subscribers", async () => {
     const numsub = async (channel: string) =>
-      Number((await redisCli(redis.port, "PUBSUB", "NUMSUB", `switchboard:msg:{${channel}}`)).split("\n")[1]);
+      Number(
+        (await redisCli(fixture.redis.port, "PUBSUB", "NUMSUB", `switchboard:msg:{${channel}}`)).split(
+          "\n",
+        )[1],
+      );
     assert.equal(await numsub("chat:x"), 3, "one subscription per host, not per worker or client");
-    const [h0, h1] = hosts as [ServerProcess, ServerProcess];
+    const [h0, h1] = fixture.hosts as [ServerProcess, ServerProcess];
     await h0.publish("quiet", { nobody: "listens" });
     assert.equal(await numsub("quiet"), 0);
     const solo = await raw(h1);
@@ -146,7 +126,7 @@ describe("cross-host relay through one Redis", () => {
   });
 
   it("a subscribe acknowledged on one host receives what another host publishes right after", async () => {
-    const [, h1, h2] = hosts as [ServerProcess, ServerProcess, ServerProcess];
+    const [, h1, h2] = fixture.hosts as [ServerProcess, ServerProcess, ServerProcess];
     const c = await raw(h1);
     const s = await sio(h1);
     for (let i = 0; i < 10; i++) {
@@ -168,7 +148,7 @@ describe("cross-host relay through one Redis", () => {
   });
 
   it("resumes with since from the history of messages other hosts published", async () => {
-    const h1 = hosts[1] as ServerProcess;
+    const h1 = fixture.hosts[1] as ServerProcess;
     const seen = (subs[1] as Subs).raw[0]?.messages("chat:x") as Frame[];
     const since = (seen[99] as Frame).offset as number;
     const c = await raw(h1);
@@ -181,7 +161,9 @@ describe("cross-host relay through one Redis", () => {
     const s2 = subs[2] as Subs;
     for (const c of [...s2.raw, ...s2.sio]) c.close();
     const numsub = async () =>
-      Number((await redisCli(redis.port, "PUBSUB", "NUMSUB", "switchboard:msg:{chat:x}")).split("\n")[1]);
+      Number(
+        (await redisCli(fixture.redis.port, "PUBSUB", "NUMSUB", "switchboard:msg:{chat:x}")).split("\n")[1],
+      );
     await until(async () => (await numsub()) === 2, 10_000, "host2 to unsubscribe chat:x");
   });
 });

@@ -1,41 +1,26 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { RawClient, SioClient } from "../helpers/clients.js";
-import { metric, startHosts } from "../helpers/redis-hosts.js";
-import { type RedisServer, startRedis } from "../helpers/redis-server.js";
+import { metric, useRedisHosts } from "../helpers/redis-hosts.js";
 import { type ServerProcess, sleep, until } from "../helpers/server.js";
 
 type Presence = { channel: string; raw: number; socketio: number; sockets: string[] };
 
 describe("Socket.IO's own cross-node features across two hosts", () => {
-  let redis: RedisServer;
-  let hosts: ServerProcess[] = [];
-  const clients: { close(): void }[] = [];
-
-  before(async () => {
-    redis = await startRedis();
-    hosts = await startHosts(2, ["--redis", redis.url]);
-  });
-
-  after(async () => {
-    for (const c of clients) c.close();
-    const codes = await Promise.all(hosts.map((h) => h.stop()));
-    await redis?.destroy();
-    assert.deepEqual(codes, [0, 0]);
-  });
+  const fixture = useRedisHosts(2);
+  const { track } = fixture;
 
   const presence = async (host: ServerProcess, channel: string): Promise<Presence> =>
     (await (await fetch(`${host.url}/api/presence?channel=${channel}`)).json()) as Presence;
 
   it("io.to(room).emit from one host reaches the room's sockets on every host, once", async () => {
-    const [a, b] = hosts as [ServerProcess, ServerProcess];
+    const [a, b] = fixture.hosts as [ServerProcess, ServerProcess];
     const members = [
-      await SioClient.open(a.url, ["websocket"]),
-      await SioClient.open(b.url, ["websocket"]),
-      await SioClient.open(b.url, ["polling"]),
+      track(await SioClient.open(a.url, ["websocket"])),
+      track(await SioClient.open(b.url, ["websocket"])),
+      track(await SioClient.open(b.url, ["polling"])),
     ];
-    const outsider = await SioClient.open(b.url, ["websocket"]);
-    clients.push(...members, outsider);
+    const outsider = track(await SioClient.open(b.url, ["websocket"]));
     for (const m of members) assert.deepEqual(await m.subscribe("room:1"), { ok: true });
     const heard = members.map(() => [] as unknown[][]);
     members.forEach((m, i) => {
@@ -66,16 +51,15 @@ describe("Socket.IO's own cross-node features across two hosts", () => {
   });
 
   it("fetchSockets and serverSideEmit see every host (GET /api/presence)", async () => {
-    const [a, b] = hosts as [ServerProcess, ServerProcess];
-    const sioA = await SioClient.open(a.url, ["websocket"]);
-    const sioB = await SioClient.open(b.url, ["websocket"]);
-    const rawA = await RawClient.open(a.wsUrl);
-    const rawB1 = await RawClient.open(b.wsUrl);
-    const rawB2 = await RawClient.open(b.wsUrl);
-    clients.push(sioA, sioB, rawA, rawB1, rawB2);
+    const [a, b] = fixture.hosts as [ServerProcess, ServerProcess];
+    const sioA = track(await SioClient.open(a.url, ["websocket"]));
+    const sioB = track(await SioClient.open(b.url, ["websocket"]));
+    const rawA = track(await RawClient.open(a.wsUrl));
+    const rawB1 = track(await RawClient.open(b.wsUrl));
+    const rawB2 = track(await RawClient.open(b.wsUrl));
     for (const s of [sioA, sioB]) await s.subscribe("lobby");
     for (const r of [rawA, rawB1, rawB2]) await r.subscribe("lobby");
-    for (const host of hosts) {
+    for (const host of fixture.hosts) {
       const p = await presence(host, "lobby");
       assert.equal(p.socketio, 2);
       assert.deepEqual(p.sockets.sort(), [sioA.socket.id, sioB.socket.id].sort());
