@@ -2,7 +2,7 @@
 import cluster from "node:cluster";
 import { Command } from "commander";
 import { type Config, ConfigError, loadConfig, settings } from "./config.js";
-import { parseRedisTarget } from "./primary/redis-options.js";
+import { parseRedisTarget } from "./bus/redis/redis-options.js";
 
 /** Exit code for invalid configuration (systemd: RestartPreventExitStatus=2). */
 const EXIT_CONFIG = 2;

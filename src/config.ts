@@ -13,6 +13,28 @@ const bool = z.union([
 ]);
 const optionalString = z.string().min(1).nullable();
 
+/** One namespace's settings; what is left out falls back to the "" entry, then to the flags. */
+const namespaceSchema = z.strictObject({
+  historySize: int(0, 100_000).optional(),
+  historyTtlMs: int(1000, 86_400_000).optional(),
+  clientPublish: z.boolean().optional(),
+  presence: z.boolean().optional(),
+});
+export type NamespaceSettings = z.output<typeof namespaceSchema>;
+
+/** `namespaces`: an object (config file) or the same as JSON text (flag, environment). */
+const namespacesSchema = z.preprocess(
+  (v) => {
+    if (typeof v !== "string") return v;
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  },
+  z.record(z.string().regex(/^[A-Za-z0-9_.-]*$/, "namespace names are letters, digits, _ . -"), namespaceSchema),
+);
+
 export const settings = {
   port: {
     flag: "port",
@@ -162,6 +184,27 @@ export const settings = {
     schema: int(1000, 86_400_000),
     doc: "ms an idle channel's history is kept",
   },
+  historyMaxBytes: {
+    flag: "history-max-bytes",
+    env: "HISTORY_MAX_BYTES",
+    def: 128 * 1024 * 1024,
+    schema: int(0, 2 ** 40),
+    doc: "history bytes held in this host's memory (without Redis); beyond it the oldest idle channels' history is dropped",
+  },
+  idempotencyWindowMs: {
+    flag: "idempotency-window",
+    env: "IDEMPOTENCY_WINDOW_MS",
+    def: 300_000,
+    schema: int(0, 86_400_000),
+    doc: "ms a publish's idempotencyKey is remembered (a repeat answers the first offset); 0 = off",
+  },
+  namespaces: {
+    flag: "namespaces",
+    env: "NAMESPACES",
+    def: {},
+    schema: namespacesSchema,
+    doc: 'per-namespace settings (JSON), e.g. {"chat":{"historySize":50,"historyTtlMs":120000,"clientPublish":true}}',
+  },
   pingIntervalMs: {
     flag: "ping-interval",
     env: "PING_INTERVAL_MS",
@@ -244,7 +287,9 @@ export function loadConfig(sources: Sources): Config {
     const result = (s.schema as z.ZodType).safeParse(raw);
     if (result.success) out[key] = result.data;
     else {
-      const why = result.error.issues.map((i) => i.message).join("; ");
+      const why = result.error.issues
+        .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
+        .join("; ");
       problems.push(`--${s.flag} (${s.env}) = ${JSON.stringify(raw)}: ${why}`);
     }
   }
@@ -278,10 +323,4 @@ export function loadConfig(sources: Sources): Config {
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** Namespace of a channel: the part before the first ':' ("chat:1" → "chat"), or "" when there is none. */
-export function namespaceOf(channel: string): string {
-  const i = channel.indexOf(":");
-  return i === -1 ? "" : channel.slice(0, i);
 }

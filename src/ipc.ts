@@ -1,3 +1,5 @@
+import type { JoinReply, Published } from "./bus/bus.js";
+
 /**
  * Messages between the primary and its workers (node:cluster IPC, advanced serialization).
  * Each direction batches everything of one event-loop turn into a single message, in order, because
@@ -12,20 +14,25 @@ export type Delivery = ["msg", channel: string, offset: number, dataJson: string
 
 export type HistoryEntry = [offset: number, dataJson: string];
 
+/** A message to sequence: channel, data as JSON text, idempotency key (or null). */
+export type OutgoingMessage = [channel: string, dataJson: string, idempotencyKey: string | null];
+
 /** Worker → primary operations. */
 export type UpOp =
-  /** Start delivering `channel` to this worker; reply with history after `since` when it is not null. */
-  | ["sub", rid: number, channel: string, since: number | null]
+  /** Start delivering `channel` to this worker; reply at the join point, with history after `since` when not null. */
+  | ["sub", rid: number, channel: string, since: number | null, epoch: string | null]
   /** No local subscriber is left for `channel`. */
   | ["unsub", channel: string]
-  | ["pub", rid: number, messages: [channel: string, dataJson: string][]]
+  | ["pub", rid: number, messages: OutgoingMessage[]]
   | ["stats", stats: WorkerStats];
 
 /** Primary → worker events. */
 export type DownEvent =
   | Delivery
-  | ["subok", rid: number, offset: number, history: HistoryEntry[] | null, gap: boolean]
-  | ["pubok", rid: number, offsets: number[]];
+  | ["subok", rid: number, reply: JoinReply]
+  | ["pubok", rid: number, results: Published[]]
+  /** Messages of `channel` may not have reached this host: subscribers' position is now (epoch, offset). */
+  | ["lost", channel: string, offset: number, epoch: string];
 
 export type WorkerStats = {
   rawConnections: number;

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
+import type { Bus } from "../bus/bus.js";
 import type { WorkerStats } from "../ipc.js";
-import type { ChannelHub } from "./channel-hub.js";
 import { collectedCounter, collectedGauge } from "./collected-metrics.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 import type { WorkerBridge } from "./worker-bridge.js";
@@ -9,7 +9,7 @@ import type { WorkerBridge } from "./worker-bridge.js";
 export type AdminDeps = {
   instance: string;
   supervisor: Supervisor;
-  hub: ChannelHub;
+  bus: Bus;
   bridge: WorkerBridge;
   status(): Record<string, unknown>;
   /** Adds metrics of optional parts (the Redis relay). */
@@ -95,9 +95,50 @@ export class AdminServer {
         for (const [code, n] of Object.entries(totals().errors)) this.inc({ code }, n);
       },
     });
-    collectedGauge(registry, "switchboard_channels", "Channels with at least one subscriber", () =>
-      d.hub.activeChannels(),
+    collectedGauge(registry, "switchboard_channels", "Channels with at least one subscriber on this host", () =>
+      d.bridge.interest.size,
     );
+    const bus = () => d.bus.stats();
+    collectedGauge(
+      registry,
+      "switchboard_channel_states",
+      "Channel states the bus holds on this host (subscribed, or with history in memory)",
+      () => bus().channels,
+    );
+    collectedGauge(
+      registry,
+      "switchboard_history_bytes",
+      "History held in this host's memory, bytes (capped by --history-max-bytes; 0 with Redis)",
+      () => bus().historyBytes,
+    );
+    collectedGauge(
+      registry,
+      "switchboard_history_messages",
+      "Messages held in this host's memory for resume",
+      () => bus().historyMessages,
+    );
+    collectedCounter(
+      registry,
+      "switchboard_history_evicted_total",
+      "Messages dropped from history to stay within --history-max-bytes",
+      () => bus().historyEvicted,
+    );
+    collectedCounter(
+      registry,
+      "switchboard_publish_duplicates_total",
+      "Publishes whose idempotency key was already used: answered with the first offset, not delivered",
+      () => bus().duplicates,
+    );
+    new Counter({
+      name: "switchboard_resumes_total",
+      help: "Subscribes with `since`: recovered, or the history_gap reason",
+      labelNames: ["result"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(d.bridge.resumes)) this.inc({ result }, n);
+      },
+    });
     collectedGauge(
       registry,
       "switchboard_rss_bytes",

@@ -3,16 +3,19 @@ import type { Server as HttpServer } from "node:http";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import { createServer } from "node:net";
 import { setupPrimary as setupAdapterRelay } from "@socket.io/cluster-adapter";
+import type { Bus } from "../bus/bus.js";
+import { MemoryBus } from "../bus/memory-bus.js";
+import type { RedisBus } from "../bus/redis/redis-bus.js";
 import type { Config } from "../config.js";
 import { createLogger } from "../log.js";
+import { Namespaces } from "../namespaces.js";
 import { AdminServer } from "./admin-server.js";
-import { ChannelHub } from "./channel-hub.js";
 import { notifyReady, notifyStopping } from "./readiness-notifier.js";
-import type { RedisRelay } from "./redis-relay.js";
 import { StickyBalancer } from "./sticky-balancer.js";
 import { Supervisor } from "./supervisor.js";
 import { WorkerBridge } from "./worker-bridge.js";
 
+/** History TTLs are enforced at least this often (more often when a namespace's TTL is shorter). */
 const SWEEP_INTERVAL_MS = 30_000;
 
 type Phase = "starting" | "running" | "draining";
@@ -21,7 +24,7 @@ type Phase = "starting" | "running" | "draining";
 export async function runPrimary(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, { role: "primary", instance: config.instance });
   let phase: Phase = "starting";
-  const hub = new ChannelHub({ historySize: config.historySize, historyTtlMs: config.historyTtlMs });
+  const namespaces = new Namespaces(config);
 
   const supervisor: Supervisor = new Supervisor({
     workers: config.workers,
@@ -32,20 +35,28 @@ export async function runPrimary(config: Config): Promise<void> {
       if (message.kind === "up") bridge.apply(info, message.ops);
     },
     onExit(info) {
-      hub.removeWorker(info.worker.id);
+      bridge.removeWorker(info.worker.id);
       admin.retire(info);
     },
   });
   // A stats report includes the connections handed over so far: the balancer's recent count starts again.
-  const bridge = new WorkerBridge(hub, supervisor, (info) => balancer.resetRecent(info.worker.id));
+  const bridge = new WorkerBridge(supervisor, (info) => balancer.resetRecent(info.worker.id));
   setupAdapterRelay();
   // Loaded only with --redis: the single-host path never imports ioredis.
-  let relay: RedisRelay | null = null;
+  let redisBus: RedisBus | null = null;
+  let bus: Bus;
   if (config.redis) {
-    const { RedisRelay } = await import("./redis-relay.js");
-    relay = new RedisRelay({ config, hub, bridge, supervisor, log });
-    bridge.useRelay(relay);
+    const { RedisBus } = await import("../bus/redis/redis-bus.js");
+    redisBus = new RedisBus({ config, namespaces, sink: bridge, supervisor, log });
+    bus = redisBus;
+  } else {
+    bus = new MemoryBus(bridge, {
+      namespaces,
+      maxHistoryBytes: config.historyMaxBytes,
+      idempotencyWindowMs: config.idempotencyWindowMs,
+    });
   }
+  bridge.attach(bus);
 
   const workerCounts = () => {
     const { ready, retiring, starting, draining } = supervisor.countByState();
@@ -83,7 +94,7 @@ export async function runPrimary(config: Config): Promise<void> {
     probe: (path) => {
       if (path === "/health") {
         const body = { status: "ok", instance: config.instance, workers: workerCounts() };
-        return { status: 200, body: relay ? { ...body, redis: relay.health() } : body };
+        return { status: 200, body: redisBus ? { ...body, redis: redisBus.health() } : body };
       }
       if (path === "/ready") return readiness();
       return null;
@@ -97,10 +108,12 @@ export async function runPrimary(config: Config): Promise<void> {
     uptimeSeconds: Math.round(process.uptime()),
     crashLoop: supervisor.crashLooping(),
     restarts: supervisor.restarts,
-    channels: hub.activeChannels(),
+    // Channels with a subscriber here, and every channel state the bus holds (subscribed or with history).
+    channels: bridge.interest.size,
+    bus: bus.stats(),
     // Socket.IO sessions: each worker counts its own; the session id names its worker, so the primary keeps none.
     sessions: [...supervisor.workers].reduce((n, w) => n + (w.stats?.sioConnections ?? 0), 0),
-    ...(relay ? { redis: relay.status() } : {}),
+    ...(redisBus ? { redis: redisBus.status() } : {}),
     workers: [...supervisor.workers].map((w) => ({
       id: w.worker.id,
       pid: w.worker.process.pid,
@@ -113,10 +126,10 @@ export async function runPrimary(config: Config): Promise<void> {
   const admin = new AdminServer({
     instance: config.instance,
     supervisor,
-    hub,
+    bus,
     bridge,
     status,
-    register: relay ? (registry) => relay?.registerMetrics(registry) : undefined,
+    register: redisBus ? (registry) => redisBus?.registerMetrics(registry) : undefined,
   });
 
   await listen(publicServer, config.port, config.host);
@@ -125,7 +138,8 @@ export async function runPrimary(config: Config): Promise<void> {
   const adminPort = (admin.server.address() as AddressInfo).port;
   log.info({ port, adminPort, workers: config.workers, node: process.version }, "primary started");
 
-  const sweep = setInterval(() => hub.sweep(), SWEEP_INTERVAL_MS);
+  const sweepEveryMs = Math.min(SWEEP_INTERVAL_MS, Math.max(1000, Math.round(namespaces.shortestTtlMs / 4)));
+  const sweep = setInterval(() => bus.sweep(), sweepEveryMs);
   sweep.unref();
 
   let signals = 0;
@@ -145,7 +159,7 @@ export async function runPrimary(config: Config): Promise<void> {
       process.exit(1);
     }, config.drainTimeoutMs + 5000);
     await supervisor.stop();
-    await relay?.close();
+    await bus.close();
     clearTimeout(hardStop);
     publicServer.close();
     admin.server.close();
@@ -160,7 +174,7 @@ export async function runPrimary(config: Config): Promise<void> {
     void supervisor.reload();
   });
 
-  await relay?.start();
+  await bus.start();
   await supervisor.start();
   if (phase !== "starting") return;
   phase = "running";

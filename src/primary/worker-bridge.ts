@@ -1,63 +1,70 @@
+import type { Bus, BusSink } from "../bus/bus.js";
+import { ChannelInterest } from "../bus/interest.js";
 import { type DownEvent, IPC_TAG, type UpOp } from "../ipc.js";
-import type { ChannelHub } from "./channel-hub.js";
-import type { Relay } from "./relay.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 
 /**
- * The primary end of the in-host bus: applies each worker's batched operations to the hub in order and sends
+ * The primary end of the in-host bus: applies each worker's batched operations to the bus in order and sends
  * each worker one batch of events per event-loop turn, only for channels it has subscribers for.
  */
-export class WorkerBridge {
-  readonly #hub: ChannelHub;
+export class WorkerBridge implements BusSink {
   readonly #supervisor: Supervisor;
   readonly #outbox = new Map<number, DownEvent[]>();
+  readonly interest: ChannelInterest;
   #flushScheduled = false;
-  #relay: Relay | null = null;
+  #bus: Bus | null = null;
+  /** Messages sequenced for this host's publishers (repeats of an idempotency key not counted). */
   published = 0;
+  /** Resumes answered, by outcome: "recovered" or the history_gap reason. */
+  readonly resumes: Record<string, number> = {};
 
   readonly #onStats: (info: WorkerInfo) => void;
 
   /** `onStats` runs when a worker reports its counts (once a second). */
-  constructor(hub: ChannelHub, supervisor: Supervisor, onStats: (info: WorkerInfo) => void) {
-    this.#hub = hub;
+  constructor(supervisor: Supervisor, onStats: (info: WorkerInfo) => void) {
     this.#supervisor = supervisor;
     this.#onStats = onStats;
+    this.interest = new ChannelInterest((channel, interested) => this.#bus?.interest(channel, interested));
   }
 
-  /** Hands sequencing to a cross-host relay (with --redis). */
-  useRelay(relay: Relay): void {
-    this.#relay = relay;
+  /** The bus this bridge feeds (it is built with the bridge as its sink). */
+  attach(bus: Bus): void {
+    this.#bus = bus;
   }
 
   apply(info: WorkerInfo, ops: UpOp[]): void {
+    const bus = this.#bus;
+    if (!bus) return;
     const id = info.worker.id;
     for (const op of ops) {
       switch (op[0]) {
         case "sub": {
-          const [, rid, channel, since] = op;
-          this.#hub.subscribe(id, channel);
-          const reply = () => {
-            const r = this.#hub.replay(channel, since);
-            this.#push(id, ["subok", rid, r.offset, r.history, r.gap]);
-          };
-          // With a relay the reply waits until other hosts' messages arrive here too, so its offset and history
-          // are those of the join point. The worker sends no unsub for a channel while a sub is pending.
-          if (!this.#relay) reply();
-          else this.#relay.whenSubscribed(channel, () => this.#supervisor.info(id) && reply());
+          const [, rid, channel, since, epoch] = op;
+          this.interest.add(id, channel);
+          // The reply is pushed at the join point, behind every delivery the worker was sent before it.
+          bus.join(channel, since === null ? null : { since, epoch }, (reply) => {
+            if (since !== null) {
+              const result = reply.gap?.reason ?? "recovered";
+              this.resumes[result] = (this.resumes[result] ?? 0) + 1;
+            }
+            if (this.#supervisor.info(id)) this.#push(id, ["subok", rid, reply]);
+          });
           break;
         }
         case "unsub":
-          this.#hub.unsubscribe(id, op[1]);
+          this.interest.remove(id, op[1]);
           break;
         case "pub": {
           const [, rid, messages] = op;
-          if (this.#relay) {
-            this.published += messages.length;
-            this.#relay.publish(messages, (offsets) => this.#push(id, ["pubok", rid, offsets]));
-            break;
-          }
-          const offsets = messages.map(([channel, dataJson]) => this.publish(channel, dataJson));
-          this.#push(id, ["pubok", rid, offsets]);
+          const requests = messages.map(([channel, dataJson, idempotencyKey]) => ({
+            channel,
+            dataJson,
+            idempotencyKey,
+          }));
+          bus.publish(requests, (results) => {
+            for (const r of results) if (!r.duplicate) this.published += 1;
+            this.#push(id, ["pubok", rid, results]);
+          });
           break;
         }
         case "stats":
@@ -68,18 +75,20 @@ export class WorkerBridge {
     }
   }
 
-  /** Sequences one message and queues it for every interested worker; returns its offset. */
-  publish(channel: string, dataJson: string): number {
-    const { offset, workers } = this.#hub.publish(channel, dataJson);
-    this.published += 1;
-    for (const workerId of workers) this.#push(workerId, ["msg", channel, offset, dataJson]);
-    return offset;
+  /** Forgets a worker that exited. */
+  removeWorker(workerId: number): void {
+    this.interest.removeWorker(workerId);
+    this.#outbox.delete(workerId);
   }
 
-  /** Delivers a message the relay sequenced (here or on another host) to every interested worker. */
   deliver(channel: string, offset: number, dataJson: string): void {
-    for (const workerId of this.#hub.append(channel, offset, dataJson))
-      this.#push(workerId, ["msg", channel, offset, dataJson]);
+    const workers = this.interest.workers(channel);
+    if (workers) for (const workerId of workers) this.#push(workerId, ["msg", channel, offset, dataJson]);
+  }
+
+  lost(channel: string, offset: number, epoch: string): void {
+    const workers = this.interest.workers(channel);
+    if (workers) for (const workerId of workers) this.#push(workerId, ["lost", channel, offset, epoch]);
   }
 
   #push(workerId: number, event: DownEvent): void {

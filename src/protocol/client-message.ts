@@ -2,10 +2,15 @@ import { type ErrorCode, SwitchboardError } from "../errors.js";
 
 /** Frames a raw WebSocket client sends (DESIGN.md §4). `id` is echoed on the reply when present. */
 export type ClientMessage =
-  | { type: "subscribe"; channel: string; id?: RequestId; since?: number }
+  | { type: "subscribe"; channel: string; id?: RequestId; since?: number; epoch?: string }
   | { type: "unsubscribe"; channel: string; id?: RequestId }
-  | { type: "publish"; channel: string; data: unknown; id?: RequestId }
+  | { type: "publish"; channel: string; data: unknown; id?: RequestId; idempotencyKey?: string }
   | { type: "ping"; id?: RequestId };
+
+/** Longest epoch a resume may carry; epochs the server makes are far shorter. */
+export const MAX_EPOCH_LENGTH = 64;
+/** Longest idempotency key (docs/protocol.md). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 
 export type RequestId = string | number;
 
@@ -26,6 +31,23 @@ export function sinceProblem(since: unknown): string | null {
   if (since === undefined || (typeof since === "number" && Number.isInteger(since) && since >= 0))
     return null;
   return "since must be a non-negative integer offset";
+}
+
+/** Checks a resume's `epoch` (absent is fine; it needs `since`); returns a reason when it is not acceptable. */
+export function epochProblem(epoch: unknown, since: unknown): string | null {
+  if (epoch === undefined) return null;
+  if (typeof epoch !== "string" || epoch.length === 0 || epoch.length > MAX_EPOCH_LENGTH)
+    return `epoch must be a string of 1-${MAX_EPOCH_LENGTH} characters`;
+  if (since === undefined) return "epoch needs since (the offset to resume after)";
+  return null;
+}
+
+/** Checks a publish's `idempotencyKey` (absent is fine); returns a reason when it is not acceptable. */
+export function idempotencyKeyProblem(key: unknown): string | null {
+  if (key === undefined) return null;
+  if (typeof key !== "string" || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH)
+    return `idempotencyKey must be a string of 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters`;
+  return null;
 }
 
 /** A publish or presence channel, checked; throws invalid_channel. `where` prefixes the reason. */
@@ -61,12 +83,23 @@ export function parseClientMessage(text: string, maxChannelLength: number): Clie
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
     return { error: "bad_request", message: "frame must be a JSON object" };
   }
-  const frame = raw as Record<string, unknown>;
+  return toClientMessage(raw as Record<string, unknown>, maxChannelLength);
+}
+
+/**
+ * Checks one frame, already decoded, into a ClientMessage: the raw protocol's JSON objects and the frames the
+ * Socket.IO gateway builds from its events go through the same rules. Pure.
+ */
+export function toClientMessage(
+  frame: Record<string, unknown>,
+  maxChannelLength: number,
+): ClientMessage | ParseFailure {
   const id = idOf(frame.id);
   if (frame.id !== undefined && id === undefined) {
     return { error: "bad_request", message: "id must be a string or a number" };
   }
   const withId = <T extends object>(m: T): T => (id === undefined ? m : { ...m, id });
+  const fail = (error: ErrorCode, message: string) => withId({ error, message });
   switch (frame.type) {
     case "ping":
       return withId({ type: "ping" as const });
@@ -74,26 +107,34 @@ export function parseClientMessage(text: string, maxChannelLength: number): Clie
     case "unsubscribe":
     case "publish": {
       const problem = channelProblem(frame.channel, maxChannelLength);
-      if (problem) return withId({ error: "invalid_channel" as const, message: problem });
+      if (problem) return fail("invalid_channel", problem);
       const channel = frame.channel as string;
       if (frame.type === "unsubscribe") return withId({ type: "unsubscribe" as const, channel });
       if (frame.type === "publish") {
-        if (!("data" in frame))
-          return withId({ error: "bad_request" as const, message: "publish needs data" });
-        return withId({ type: "publish" as const, channel, data: frame.data });
+        if (!("data" in frame)) return fail("bad_request", "publish needs data");
+        const keyWhy = idempotencyKeyProblem(frame.idempotencyKey);
+        if (keyWhy) return fail("bad_request", keyWhy);
+        const publish = { type: "publish" as const, channel, data: frame.data };
+        return withId(
+          frame.idempotencyKey === undefined
+            ? publish
+            : { ...publish, idempotencyKey: frame.idempotencyKey as string },
+        );
       }
-      const sinceWhy = sinceProblem(frame.since);
-      if (sinceWhy) return withId({ error: "bad_request" as const, message: sinceWhy });
-      if (frame.since === undefined) return withId({ type: "subscribe" as const, channel });
-      return withId({ type: "subscribe" as const, channel, since: frame.since as number });
+      const why = sinceProblem(frame.since) ?? epochProblem(frame.epoch, frame.since);
+      if (why) return fail("bad_request", why);
+      const subscribe: Extract<ClientMessage, { type: "subscribe" }> = { type: "subscribe", channel };
+      if (frame.since !== undefined) subscribe.since = frame.since as number;
+      if (frame.epoch !== undefined) subscribe.epoch = frame.epoch as string;
+      return withId(subscribe);
     }
     case undefined:
-      return withId({ error: "bad_request" as const, message: "frame needs a type" });
+      return fail("bad_request", "frame needs a type");
     default:
-      return withId({
-        error: "unknown_type" as const,
-        message: `unknown type ${JSON.stringify(frame.type)}; expected subscribe, unsubscribe, publish or ping`,
-      });
+      return fail(
+        "unknown_type",
+        `unknown type ${JSON.stringify(frame.type)}; expected subscribe, unsubscribe, publish or ping`,
+      );
   }
 }
 

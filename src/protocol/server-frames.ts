@@ -1,3 +1,4 @@
+import type { Gap } from "../bus/bus.js";
 import type { ErrorCode } from "../errors.js";
 import type { RequestId } from "./client-message.js";
 
@@ -9,8 +10,9 @@ export function messageText(channelJson: string, dataJson: string, offset: numbe
   return `{"type":"message","channel":${channelJson},"data":${dataJson},"offset":${offset}}`;
 }
 
-export function ackText(id: RequestId | undefined): string | null {
-  return id === undefined ? null : JSON.stringify({ type: "ack", id });
+/** An ack, with what the request's answer carries (a subscribe's position, a publish's offset). */
+export function ackText(id: RequestId | undefined, extra?: Record<string, unknown>): string | null {
+  return id === undefined ? null : JSON.stringify({ type: "ack", id, ...extra });
 }
 
 export function pongText(id: RequestId | undefined): string {
@@ -50,4 +52,17 @@ export function encodeTextFrame(text: string): Buffer {
   }
   frame.write(text, headerLength, "utf8");
   return frame;
+}
+
+/** What a history_gap frame says besides its code and message (docs/protocol.md). */
+export function gapFields(channel: string, offset: number, epoch: string, gap: Gap): Record<string, unknown> {
+  return { channel, offset, epoch, reason: gap.reason };
+}
+
+/** The unsolicited gap: messages of a channel could not reach this connection. */
+export function lostGap(offset: number): Gap {
+  return {
+    reason: "messages_lost",
+    message: `messages of this channel may not have reached this connection; its position is now offset ${offset}`,
+  };
 }

@@ -1,20 +1,21 @@
+import type { JoinReply, Published, Resume } from "../bus/bus.js";
 import { SwitchboardError } from "../errors.js";
 import {
   type Delivery,
   type DownEvent,
-  type HistoryEntry,
   IPC_TAG,
   isSwitchboardMessage,
+  type OutgoingMessage,
   type ToPrimary,
   type ToWorker,
   type UpOp,
   type WorkerStats,
 } from "../ipc.js";
 
-export type SubscribeReply = { offset: number; history: HistoryEntry[] | null; gap: boolean };
-
 /** Reply handlers run synchronously, in batch order, so a new subscriber joins exactly between two deliveries. */
-type Pending = (reply: SubscribeReply | number[] | SwitchboardError) => void;
+type Pending = (reply: JoinReply | Published[] | SwitchboardError) => void;
+
+export type LostNotice = (channel: string, offset: number, epoch: string) => void;
 
 /**
  * The worker end of the in-host bus: batches this turn's operations into one IPC message to the primary and
@@ -25,6 +26,7 @@ export class BusClient {
   #nextRid = 1;
   #ops: UpOp[] = [];
   #onDelivery: (d: Delivery) => void = () => {};
+  #onLost: LostNotice = () => {};
   #onControl: (m: ToWorker) => void = () => {};
 
   constructor() {
@@ -39,29 +41,30 @@ export class BusClient {
     this.#onDelivery = fn;
   }
 
+  /** Messages of a channel may not have reached this host: its subscribers' position moved. */
+  onLost(fn: LostNotice): void {
+    this.#onLost = fn;
+  }
+
   onControl(fn: (m: ToWorker) => void): void {
     this.#onControl = fn;
   }
 
   /** `done` runs synchronously when the primary's reply is dispatched, before any later delivery. */
-  subscribe(
-    channel: string,
-    since: number | null,
-    done: (reply: SubscribeReply | SwitchboardError) => void,
-  ): void {
-    this.#request((rid) => ["sub", rid, channel, since], done as Pending);
+  subscribe(channel: string, resume: Resume | null, done: (reply: JoinReply | SwitchboardError) => void): void {
+    this.#request((rid) => ["sub", rid, channel, resume?.since ?? null, resume?.epoch ?? null], done as Pending);
   }
 
   unsubscribe(channel: string): void {
     this.#queue(["unsub", channel]);
   }
 
-  /** Publishes in order; resolves with one offset per message. */
-  publish(messages: [channel: string, dataJson: string][]): Promise<number[]> {
+  /** Publishes in order; resolves with one result per message. */
+  publish(messages: OutgoingMessage[]): Promise<Published[]> {
     return new Promise((resolve, reject) => {
       this.#request(
         (rid) => ["pub", rid, messages],
-        (reply) => (reply instanceof SwitchboardError ? reject(reply) : resolve(reply as number[])),
+        (reply) => (reply instanceof SwitchboardError ? reject(reply) : resolve(reply as Published[])),
       );
     });
   }
@@ -103,16 +106,17 @@ export class BusClient {
           this.#onDelivery(e);
           break;
         case "subok":
-          this.#settle(e[1], { offset: e[2], history: e[3], gap: e[4] } satisfies SubscribeReply);
-          break;
         case "pubok":
           this.#settle(e[1], e[2]);
+          break;
+        case "lost":
+          this.#onLost(e[1], e[2], e[3]);
           break;
       }
     }
   }
 
-  #settle(rid: number, reply: SubscribeReply | number[] | SwitchboardError): void {
+  #settle(rid: number, reply: JoinReply | Published[] | SwitchboardError): void {
     const done = this.#pending.get(rid);
     this.#pending.delete(rid);
     done?.(reply);

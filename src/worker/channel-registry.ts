@@ -13,7 +13,12 @@ type Entry<M extends Member> = {
   pending: number;
   /** True once the primary confirmed this worker's interest. */
   live: boolean;
+  /** The channel's position as this worker has seen it (its last delivery, or the primary's last reply). */
+  offset: number;
+  epoch: string;
 };
+
+export type ChannelPosition = { offset: number; epoch: string };
 
 /**
  * Local subscribers per channel on one worker, and whether the primary delivers that channel here yet.
@@ -25,7 +30,7 @@ export class ChannelRegistry<M extends Member> {
   #entry(channel: string): Entry<M> {
     let e = this.#channels.get(channel);
     if (!e) {
-      e = { raw: new Set(), sio: new Set(), pending: 0, live: false };
+      e = { raw: new Set(), sio: new Set(), pending: 0, live: false, offset: 0, epoch: "" };
       this.#channels.set(channel, e);
     }
     return e;
@@ -41,11 +46,36 @@ export class ChannelRegistry<M extends Member> {
     member.channels.add(channel);
   }
 
-  /** Ends a pending subscribe; the member joins unless it left meanwhile. Returns false if it did not join. */
-  endPending(channel: string, member: M, joined: boolean): boolean {
+  /** The position a subscribe that joins at once answers with (only meaningful while the channel is live). */
+  position(channel: string): ChannelPosition {
+    const e = this.#channels.get(channel);
+    return e ? { offset: e.offset, epoch: e.epoch } : { offset: 0, epoch: "" };
+  }
+
+  /** A message was delivered here (positions follow deliveries, which arrive in offset order). */
+  delivered(channel: string, offset: number): void {
+    const e = this.#channels.get(channel);
+    if (e) e.offset = offset;
+  }
+
+  /** The primary moved the channel's position: a join point, or a notice that messages may be missing. */
+  moved(channel: string, position: ChannelPosition): void {
+    const e = this.#channels.get(channel);
+    if (!e) return;
+    e.offset = position.offset;
+    e.epoch = position.epoch;
+  }
+
+  /** Ends a pending subscribe at `position`; the member joins unless it left meanwhile. False if it did not. */
+  endPending(channel: string, member: M, position: ChannelPosition | null): boolean {
     const e = this.#entry(channel);
     e.pending -= 1;
-    if (joined) e.live = true;
+    const joined = position !== null;
+    if (position) {
+      e.live = true;
+      e.offset = position.offset;
+      e.epoch = position.epoch;
+    }
     if (!joined || member.closed || !member.channels.has(channel)) return false;
     this.add(channel, member);
     return true;

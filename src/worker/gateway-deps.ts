@@ -1,6 +1,8 @@
-import { type Config, namespaceOf } from "../config.js";
+import type { Published } from "../bus/bus.js";
+import type { Config } from "../config.js";
 import { SwitchboardError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { type Namespaces, namespaceOf } from "../namespaces.js";
 import { checkedChannel, encodedData } from "../protocol/client-message.js";
 import { type Claims, grants, type TokenVerifier } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
@@ -12,6 +14,7 @@ import type { WorkerCounters } from "./worker-counters.js";
 /** What both client gateways (/ws and Socket.IO) are built from. */
 export type GatewayDeps = {
   config: Config;
+  namespaces: Namespaces;
   bus: BusClient;
   registry: ChannelRegistry<ClientMember>;
   subscriptions: Subscriptions<ClientMember>;
@@ -20,22 +23,18 @@ export type GatewayDeps = {
   log: Logger;
 };
 
-/** Client publish rule: the channel's namespace is in --publish-namespaces and the token grants the channel. */
-function createPublishPolicy(config: Config): (claims: Claims | null, channel: string) => string | null {
-  const allowed = new Set(config.publishNamespaces.split(",").filter(Boolean));
-  return (claims, channel) => {
-    if (!allowed.has(namespaceOf(channel)))
-      return `clients may not publish to namespace "${namespaceOf(channel)}"`;
-    if (!grants(claims, channel)) return `the token does not grant channel ${channel}`;
-    return null;
-  };
+/** Client publish rule: the channel's namespace allows it (clientPublish) and the token grants the channel. */
+function publishRefusal(namespaces: Namespaces, claims: Claims | null, channel: string): string | null {
+  if (!namespaces.of(channel).clientPublish)
+    return `clients may not publish to namespace "${namespaceOf(channel)}"`;
+  if (!grants(claims, channel)) return `the token does not grant channel ${channel}`;
+  return null;
 }
 
 export type ClientPublish = (
   claims: Claims | null,
-  channel: unknown,
-  data: unknown,
-  done: (offset: number) => void,
+  message: { channel: unknown; data: unknown; idempotencyKey?: string },
+  done: (result: Published) => void,
   fail: (err: SwitchboardError) => void,
 ) => void;
 
@@ -43,19 +42,22 @@ export type ClientPublish = (
  * A client publish for both gateways: channel, publish policy and size checks, then the bus. A refusal calls
  * `fail` at once, so it is answered in frame order; the bus answers later.
  */
-export function createClientPublish(config: Config, bus: Pick<BusClient, "publish">): ClientPublish {
-  const refusal = createPublishPolicy(config);
+export function createClientPublish(
+  config: Config,
+  namespaces: Namespaces,
+  bus: Pick<BusClient, "publish">,
+): ClientPublish {
   // The checks throw SwitchboardError only, and the bus rejects with nothing else.
-  return (claims, channel, data, done, fail) => {
-    let message: [string, string];
+  return (claims, { channel, data, idempotencyKey }, done, fail) => {
+    let message: [string, string, string | null];
     try {
       const name = checkedChannel(channel, config.maxChannelLength);
-      const refused = refusal(claims, name);
+      const refused = publishRefusal(namespaces, claims, name);
       if (refused) return fail(new SwitchboardError("forbidden", refused));
-      message = [name, encodedData(data, config.maxPayloadBytes)];
+      message = [name, encodedData(data, config.maxPayloadBytes), idempotencyKey ?? null];
     } catch (err) {
       return fail(err as SwitchboardError);
     }
-    bus.publish([message]).then(([offset]) => done(offset as number), fail);
+    bus.publish([message]).then(([result]) => done(result as Published), fail);
   };
 }

@@ -3,7 +3,8 @@ import type { Server as IoServer } from "socket.io";
 import type { Config } from "../config.js";
 import { httpStatusOf, SwitchboardError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { checkedChannel, encodedData } from "../protocol/client-message.js";
+import type { OutgoingMessage } from "../ipc.js";
+import { checkedChannel, encodedData, idempotencyKeyProblem } from "../protocol/client-message.js";
 import { checkApiAccess } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { WorkerCounters } from "./worker-counters.js";
@@ -65,16 +66,21 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
     const items: unknown[] = batch ? (body as { messages: unknown[] }).messages : [body];
     if (items.length === 0) throw new SwitchboardError("bad_request", "messages must not be empty");
     const messages = items.map((m, i) => toMessage(m, batch ? `messages[${i}].` : ""));
-    const offsets = await d.bus.publish(messages);
-    return batch ? { ok: true, offsets } : { ok: true, offset: offsets[0] };
+    const results = await d.bus.publish(messages);
+    if (batch) return { ok: true, offsets: results.map((r) => r.offset), epochs: results.map((r) => r.epoch) };
+    const [r] = results as [(typeof results)[number]];
+    return { ok: true, offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) };
   }
 
-  function toMessage(m: unknown, where: string): [string, string] {
+  function toMessage(m: unknown, where: string): OutgoingMessage {
     if (!isObject(m))
       throw new SwitchboardError("bad_request", `${where || "body"} must be {"channel":…,"data":…}`);
     const channel = checkedChannel(m.channel, d.config.maxChannelLength, where);
     if (!("data" in m)) throw new SwitchboardError("bad_request", `${where}data is required`);
-    return [channel, encodedData(m.data, d.config.maxPayloadBytes, where)];
+    const keyWhy = idempotencyKeyProblem(m.idempotencyKey);
+    if (keyWhy) throw new SwitchboardError("bad_request", `${where}${keyWhy}`);
+    const key = (m.idempotencyKey as string | undefined) ?? null;
+    return [channel, encodedData(m.data, d.config.maxPayloadBytes, where), key];
   }
 
   async function presence(channel: string | null): Promise<unknown> {

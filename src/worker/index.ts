@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import type { Config } from "../config.js";
 import { IPC_TAG } from "../ipc.js";
 import { createLogger } from "../log.js";
+import { Namespaces } from "../namespaces.js";
 import { createTokenVerifier } from "./auth.js";
 import { BusClient } from "./bus-client.js";
 import { ChannelRegistry } from "./channel-registry.js";
@@ -29,7 +30,8 @@ export function runWorker(config: Config, workerId: number): void {
   // so the API handler must be registered first; it is bound once the gateways exist.
   let api: ReturnType<typeof createHttpApi> | undefined;
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => api?.(req, res));
-  const common = { config, bus, registry, subscriptions, verifyToken, counters, log };
+  const namespaces = new Namespaces(config);
+  const common = { config, namespaces, bus, registry, subscriptions, verifyToken, counters, log };
   const ws = new WsGateway(server, { ...common, accepting: () => accepting });
   const sio = new SioGateway(server, common);
   api = createHttpApi({
@@ -44,7 +46,13 @@ export function runWorker(config: Config, workerId: number): void {
   setupStickyWorker(server, sio.io, workerId);
 
   bus.onDelivery(([, channel, offset, dataJson]) => {
+    registry.delivered(channel, offset);
     counters.delivered += ws.deliver(channel, offset, dataJson) + sio.deliver(channel, offset, dataJson);
+  });
+  bus.onLost((channel, offset, epoch) => {
+    registry.moved(channel, { offset, epoch });
+    ws.lost(channel, offset, epoch);
+    sio.lost(channel, offset, epoch);
   });
   bus.onControl((m) => {
     if (m.kind === "drain") {

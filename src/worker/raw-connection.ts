@@ -13,6 +13,8 @@ export class RawConnection extends ClientMember {
   #socket: Socket;
   #queue: Buffer[] | null = null;
   #queuedBytes = 0;
+  /** Channels whose history is being written: their live frames wait here, in order, until it is. */
+  #held: Map<string, { frames: Buffer[]; bytes: number }> | null = null;
   readonly #flusher: FrameFlusher;
   readonly #onSlow: (conn: RawConnection) => void;
 
@@ -47,6 +49,56 @@ export class RawConnection extends ClientMember {
       this.#flusher.mark(this);
     } else this.#queue.push(frame);
     this.#queuedBytes += frame.length;
+  }
+
+  /** Queues a live frame of `channel`: behind that channel's history while it is still being written. */
+  sendLive(channel: string, frame: Buffer, maxBufferedBytes: number): void {
+    const held = this.#held?.get(channel);
+    if (held === undefined) return this.send(frame, maxBufferedBytes);
+    held.frames.push(frame);
+    held.bytes += frame.length;
+    if (held.bytes > maxBufferedBytes) this.#onSlow(this);
+  }
+
+  /**
+   * Writes a resume's history a chunk at a time, each once the socket took the one before, so a long replay stays
+   * within the slow-consumer bound however little the client reads per turn; live frames of the channel wait
+   * behind it (sendLive) and follow it in order.
+   */
+  async replay(channel: string, frames: Buffer[], maxBufferedBytes: number): Promise<void> {
+    this.#held ??= new Map();
+    this.#held.set(channel, { frames: [], bytes: 0 });
+    const chunkBytes = Math.max(16 * 1024, Math.floor(maxBufferedBytes / 4));
+    let i = 0;
+    while (i < frames.length && !this.closed) {
+      let chunk = 0;
+      while (i < frames.length && (chunk === 0 || chunk + (frames[i] as Buffer).length <= chunkBytes)) {
+        const frame = frames[i++] as Buffer;
+        chunk += frame.length;
+        this.send(frame, maxBufferedBytes);
+      }
+      this.flush();
+      await this.#taken();
+    }
+    const held = this.#held.get(channel)?.frames ?? [];
+    this.#held.delete(channel);
+    if (this.#held.size === 0) this.#held = null;
+    for (const frame of held) this.send(frame, maxBufferedBytes);
+  }
+
+  /** Resolves once the socket has no write it asked to wait for (or closed). */
+  #taken(): Promise<void> {
+    const socket = this.#socket;
+    if (!socket.writableNeedDrain || this.closed) return new Promise((resolve) => setImmediate(resolve));
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off("drain", done);
+        socket.off("close", done);
+        resolve();
+      };
+      socket.on("drain", done);
+      socket.on("close", done);
+    });
   }
 
   /** Writes the queued frames in one write; returns how many. */

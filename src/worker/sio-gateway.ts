@@ -2,7 +2,9 @@ import type { Server as HttpServer, IncomingMessage } from "node:http";
 import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
 import type { ErrorCode } from "../errors.js";
-import { channelProblem, sinceProblem } from "../protocol/client-message.js";
+import type { HistoryEntry } from "../ipc.js";
+import { isParseFailure, toClientMessage } from "../protocol/client-message.js";
+import { lostGap } from "../protocol/server-frames.js";
 import { type Claims, tokenOf } from "./auth.js";
 import { ClientMember } from "./client-member.js";
 import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
@@ -10,7 +12,12 @@ import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gat
 /** Engine.IO's socket as we trim it: the request dropped once its token is read. */
 type EngineSocket = { request: (IncomingMessage & { _query?: object }) | null; requestToken?: string };
 
-type Ack = (reply: { ok: true; offset?: number } | { error: { code: ErrorCode; message: string } }) => void;
+type Ack = (
+  reply: ({ ok: true } & Record<string, unknown>) | { error: { code: ErrorCode; message: string } & Record<string, unknown> },
+) => void;
+
+/** A live event held for a socket while its resume's history is being sent. */
+type Held = ["message", data: unknown, offset: number] | ["gap", info: Record<string, unknown>];
 
 const MEMBER = Symbol("switchboard.member");
 
@@ -20,6 +27,8 @@ type MemberSocket = Socket & { [MEMBER]?: SioMember };
 /** A Socket.IO socket as a channel member; the room of the same name carries its deliveries. */
 class SioMember extends ClientMember {
   readonly socket: Socket;
+  /** Channels whose resume history is still being sent: live events wait here and follow it. */
+  held: Map<string, Held[]> | null = null;
   constructor(socket: Socket, claims: Claims | null, rate: number) {
     super(claims, rate);
     this.socket = socket;
@@ -38,12 +47,14 @@ export class SioGateway {
   readonly #d: GatewayDeps;
   readonly #publish: ClientPublish;
   readonly #sweep: NodeJS.Timeout;
+  /** Members replaying a channel's history, by channel: not in its room yet (see #replay). */
+  readonly #replaying = new Map<string, Set<SioMember>>();
   readonly #onEvent: (this: MemberSocket, event: string, ...args: unknown[]) => void;
   readonly #onDisconnect: (this: MemberSocket) => void;
 
   constructor(server: HttpServer, d: GatewayDeps) {
     this.#d = d;
-    this.#publish = createClientPublish(d.config, d.bus);
+    this.#publish = createClientPublish(d.config, d.namespaces, d.bus);
     this.io = new Server(server, {
       path: "/socket.io/",
       adapter: createAdapter(),
@@ -112,82 +123,130 @@ export class SioGateway {
     socket.on("disconnect", this.#onDisconnect);
   }
 
+  /** Socket.IO events become the raw protocol's frames and go through the same checks (toClientMessage). */
   #dispatch(member: SioMember, event: string, args: unknown[]): void {
     const last = args[args.length - 1];
     const ack: Ack = typeof last === "function" ? (args.pop() as Ack) : () => {};
     if (!member.budget.take()) return this.#fail(ack, "rate_limited", "too many events per second");
-    switch (event) {
+    if (event !== "subscribe" && event !== "unsubscribe" && event !== "publish") {
+      return this.#fail(
+        ack,
+        "bad_request",
+        `unknown event ${JSON.stringify(event)}; use subscribe, unsubscribe or publish`,
+      );
+    }
+    const [first, second, third] = args;
+    const target = typeof first === "object" && first !== null ? first : { channel: first };
+    const frame =
+      event === "publish"
+        ? { type: event, channel: first, data: second ?? null, ...options(third) }
+        : { type: event, ...target };
+    const msg = toClientMessage(frame as Record<string, unknown>, this.#d.config.maxChannelLength);
+    if (isParseFailure(msg)) return this.#fail(ack, msg.error, msg.message);
+    switch (msg.type) {
       case "subscribe":
-        return this.#subscribe(member, args[0], ack);
-      case "unsubscribe": {
-        const channel = args[0];
-        const problem = channelProblem(channel, this.#d.config.maxChannelLength);
-        if (problem) return this.#fail(ack, "invalid_channel", problem);
-        this.#d.subscriptions.unsubscribe(member, channel as string);
-        member.socket.leave(channel as string);
+        return this.#subscribe(member, msg.channel, msg.since, msg.epoch, ack);
+      case "unsubscribe":
+        this.#d.subscriptions.unsubscribe(member, msg.channel);
+        this.#stopReplay(member, msg.channel);
+        member.socket.leave(msg.channel);
         return ack({ ok: true });
-      }
       case "publish":
         return this.#publish(
           member.claims,
-          args[0],
-          args[1] ?? null,
-          (offset) => ack({ ok: true, offset }),
+          msg,
+          (r) => ack({ ok: true, offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) }),
           (err) => this.#fail(ack, err.code, err.message),
-        );
-      default:
-        return this.#fail(
-          ack,
-          "bad_request",
-          `unknown event ${JSON.stringify(event)}; use subscribe, unsubscribe or publish`,
         );
     }
   }
 
-  #subscribe(member: SioMember, arg: unknown, ack: Ack): void {
-    const { channel, since } =
-      typeof arg === "object" && arg !== null
-        ? (arg as { channel?: unknown; since?: unknown })
-        : { channel: arg, since: undefined };
-    const problem = channelProblem(channel, this.#d.config.maxChannelLength);
-    if (problem) return this.#fail(ack, "invalid_channel", problem);
-    const sinceWhy = sinceProblem(since);
-    if (sinceWhy) return this.#fail(ack, "bad_request", sinceWhy);
-    const name = channel as string;
-    this.#d.subscriptions.subscribe(member, name, (since as number | undefined) ?? null, (outcome) => {
+  #subscribe(member: SioMember, name: string, since: number | undefined, epoch: string | undefined, ack: Ack): void {
+    const resume = since === undefined ? null : { since, epoch: epoch ?? null };
+    this.#d.subscriptions.subscribe(member, name, resume, (outcome) => {
       if (!outcome.ok) return this.#fail(ack, outcome.error.code, outcome.error.message);
+      const { offset, gap, history, recovered } = outcome;
+      if (gap) this.#fail(ack, "history_gap", gap.message, { reason: gap.reason, offset, epoch: outcome.epoch });
+      else ack({ ok: true, offset, epoch: outcome.epoch, recovered });
       // Not a member when it unsubscribed or left while the subscribe was pending: no room then.
-      if (member.channels.has(name)) member.socket.join(name);
-      if (outcome.gap) this.#fail(ack, "history_gap", outcome.gap.message);
-      else ack({ ok: true });
-      for (const [offset, dataJson] of outcome.history) {
-        member.socket.emit("message", name, JSON.parse(dataJson), { offset });
-      }
+      if (!member.channels.has(name)) return;
+      if (history.length === 0) member.socket.join(name);
+      else void this.#replay(member, name, history);
     });
+  }
+
+  /**
+   * Sends a resume's history a chunk at a time, each once Socket.IO has written the one before, so a long replay
+   * stays within the slow-consumer bound; the socket joins the channel's room after it, and live events that came
+   * meanwhile follow in order.
+   */
+  async #replay(member: SioMember, channel: string, history: readonly HistoryEntry[]): Promise<void> {
+    member.held ??= new Map();
+    member.held.set(channel, []);
+    let replaying = this.#replaying.get(channel);
+    if (!replaying) {
+      replaying = new Set();
+      this.#replaying.set(channel, replaying);
+    }
+    replaying.add(member);
+    const chunkBytes = Math.max(16 * 1024, Math.floor(this.#d.config.maxBufferedBytes / 4));
+    let i = 0;
+    while (i < history.length && !member.closed && member.held?.has(channel)) {
+      let chunk = 0;
+      while (i < history.length && (chunk === 0 || chunk < chunkBytes)) {
+        const [offset, dataJson] = history[i++] as HistoryEntry;
+        chunk += dataJson.length;
+        member.socket.emit("message", channel, JSON.parse(dataJson), { offset });
+      }
+      while (!member.closed && bufferedBytes(member.socket) > chunkBytes / 2) await tick(10);
+    }
+    const held = member.held?.get(channel);
+    this.#stopReplay(member, channel);
+    if (!held || member.closed || !member.channels.has(channel)) return;
+    for (const e of held) {
+      if (e[0] === "message") member.socket.emit("message", channel, e[1], { offset: e[2] });
+      else member.socket.emit("gap", channel, e[1]);
+    }
+    member.socket.join(channel);
+  }
+
+  #stopReplay(member: SioMember, channel: string): void {
+    member.held?.delete(channel);
+    if (member.held?.size === 0) member.held = null;
+    const replaying = this.#replaying.get(channel);
+    if (replaying?.delete(member) && replaying.size === 0) this.#replaying.delete(channel);
   }
 
   /** Delivers one message to this worker's Socket.IO subscribers; Socket.IO encodes it once for the room. */
   deliver(channel: string, offset: number, dataJson: string): number {
     if (!this.#d.registry.hasSio(channel)) return 0;
-    this.io.local.to(channel).emit("message", channel, JSON.parse(dataJson), { offset });
-    return this.io.of("/").adapter.rooms.get(channel)?.size ?? 0;
+    const data = JSON.parse(dataJson);
+    this.io.local.to(channel).emit("message", channel, data, { offset });
+    const replaying = this.#replaying.get(channel);
+    if (replaying) for (const m of replaying) m.held?.get(channel)?.push(["message", data, offset]);
+    return (this.io.of("/").adapter.rooms.get(channel)?.size ?? 0) + (replaying?.size ?? 0);
   }
 
-  #fail(ack: Ack, code: ErrorCode, message: string): void {
+  /** Tells this worker's Socket.IO subscribers of `channel` that messages may be missing (event "gap"). */
+  lost(channel: string, offset: number, epoch: string): void {
+    if (!this.#d.registry.hasSio(channel)) return;
+    const gap = lostGap(offset);
+    const info = { offset, epoch, reason: gap.reason, message: gap.message };
+    this.io.local.to(channel).emit("gap", channel, info);
+    const replaying = this.#replaying.get(channel);
+    if (replaying) for (const m of replaying) m.held?.get(channel)?.push(["gap", info]);
+  }
+
+  #fail(ack: Ack, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
     this.#d.counters.error(code);
-    ack({ error: { code, message } });
+    ack({ error: { code, message, ...extra } });
   }
 
   /** Socket.IO buffers per socket on its own; a socket whose backlog passes --max-buffered is disconnected. */
   #sweepSlowConsumers(): void {
     const max = this.#d.config.maxBufferedBytes;
     for (const socket of this.io.of("/").sockets.values()) {
-      const conn = socket.conn as unknown as {
-        writeBuffer: { data?: unknown }[];
-        transport: { socket?: { bufferedAmount?: number } };
-      };
-      let bytes = conn.transport.socket?.bufferedAmount ?? 0;
-      for (const p of conn.writeBuffer) bytes += typeof p.data === "string" ? p.data.length : 0;
+      const bytes = bufferedBytes(socket);
       if (bytes > max) {
         this.#d.counters.slowConsumers += 1;
         this.#d.log.warn({ sid: socket.id, bufferedBytes: bytes }, "slow consumer closed (Socket.IO)");
@@ -203,4 +262,24 @@ export class SioGateway {
   close(): void {
     clearInterval(this.#sweep);
   }
+}
+
+/** What Socket.IO holds for a socket and has not written yet: its write buffer and the WebSocket's. */
+function bufferedBytes(socket: Socket): number {
+  const conn = socket.conn as unknown as {
+    writeBuffer: { data?: unknown }[];
+    transport: { socket?: { bufferedAmount?: number } };
+  };
+  let bytes = conn.transport.socket?.bufferedAmount ?? 0;
+  for (const p of conn.writeBuffer) bytes += typeof p.data === "string" ? p.data.length : 0;
+  return bytes;
+}
+
+/** A publish's options argument: `{idempotencyKey}` when it is an object. */
+function options(arg: unknown): Record<string, unknown> {
+  return typeof arg === "object" && arg !== null ? { idempotencyKey: (arg as { idempotencyKey?: unknown }).idempotencyKey } : {};
+}
+
+function tick(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,18 +1,31 @@
+import type { Gap, Resume } from "../bus/bus.js";
 import { SwitchboardError } from "../errors.js";
 import type { HistoryEntry } from "../ipc.js";
 import { type Claims, grants } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
-import type { ChannelRegistry, Member } from "./channel-registry.js";
+import type { ChannelPosition, ChannelRegistry, Member } from "./channel-registry.js";
 
 /** A member that can subscribe: the registry's member plus its token's claims. */
 export type Subscriber = Member & { readonly claims: Claims | null };
 
-/** Refused, or joined with history to replay; `gap` when a resume (`since`) asked for more than history holds. */
+/**
+ * Refused, or joined at `offset`/`epoch` with history to replay; `gap` when a resume could not be served in full,
+ * `recovered` when it was.
+ */
 export type SubscribeOutcome =
-  | { ok: true; history: readonly HistoryEntry[]; gap: { message: string; offset: number } | null }
+  | {
+      ok: true;
+      offset: number;
+      epoch: string;
+      history: readonly HistoryEntry[];
+      gap: Gap | null;
+      recovered: boolean;
+    }
   | { ok: false; error: SwitchboardError };
 
-const JOINED: SubscribeOutcome = { ok: true, history: [], gap: null };
+function joined(position: ChannelPosition): SubscribeOutcome {
+  return { ok: true, ...position, history: [], gap: null, recovered: false };
+}
 
 /**
  * Subscribe and unsubscribe for both protocols: the token's grant, limits, the primary round trip when this
@@ -39,14 +52,18 @@ export class Subscriptions<M extends Subscriber> {
    * that closed or unsubscribed while the primary was asked gets a plain ack (every request is answered) and is
    * not a member: callers that keep their own membership (Socket.IO rooms) check `member.channels`.
    */
-  subscribe(member: M, channel: string, since: number | null, done: (o: SubscribeOutcome) => void): void {
+  subscribe(member: M, channel: string, resume: Resume | null, done: (o: SubscribeOutcome) => void): void {
     if (!grants(member.claims, channel)) {
       const error = new SwitchboardError("forbidden", `the token does not grant channel ${channel}`);
       done({ ok: false, error });
       return;
     }
     if (member.channels.has(channel)) {
-      done(JOINED);
+      if (this.#registry.isLive(channel)) done(joined(this.#registry.position(channel)));
+      else {
+        const error = new SwitchboardError("bad_request", `a subscribe to ${channel} is already pending`);
+        done({ ok: false, error });
+      }
       return;
     }
     if (member.channels.size >= this.#maxPerMember) {
@@ -57,26 +74,23 @@ export class Subscriptions<M extends Subscriber> {
       done({ ok: false, error });
       return;
     }
-    if (since === null && this.#registry.isLive(channel)) {
+    if (resume === null && this.#registry.isLive(channel)) {
       this.#registry.add(channel, member);
-      done(JOINED);
+      done(joined(this.#registry.position(channel)));
       return;
     }
     this.#registry.beginPending(channel, member);
-    this.#bus.subscribe(channel, since, (reply) => {
+    this.#bus.subscribe(channel, resume, (reply) => {
       if (reply instanceof SwitchboardError) {
         const left = member.closed || !member.channels.has(channel);
-        this.#registry.endPending(channel, member, false);
+        this.#registry.endPending(channel, member, null);
         this.unsubscribe(member, channel);
-        done(left ? JOINED : { ok: false, error: reply });
-      } else if (this.#registry.endPending(channel, member, true)) {
-        const gap = reply.gap
-          ? { message: `messages after offset ${since} are no longer in history`, offset: reply.offset }
-          : null;
-        done({ ok: true, history: reply.history ?? [], gap });
+        done(left ? joined({ offset: 0, epoch: "" }) : { ok: false, error: reply });
+      } else if (this.#registry.endPending(channel, member, reply)) {
+        done({ ok: true, ...reply });
       } else {
         this.unsubscribe(member, channel);
-        done(JOINED);
+        done(joined(reply));
       }
     });
   }

@@ -6,7 +6,7 @@ export class WorkerCounters {
   slowConsumers = 0;
   readonly errors: Partial<Record<ErrorCode, number>> = {};
 
-  error(code: ErrorCode): void {
-    this.errors[code] = (this.errors[code] ?? 0) + 1;
+  error(code: ErrorCode, n = 1): void {
+    this.errors[code] = (this.errors[code] ?? 0) + n;
   }
 }

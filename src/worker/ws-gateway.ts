@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import { CLOSE_RESTART, type ErrorCode, errorCodes, httpStatusOf } from "../errors.js";
 import { endWithJson } from "../http-reply.js";
+import type { Gap, Resume } from "../bus/bus.js";
 import {
   type ClientMessage,
   isParseFailure,
@@ -15,12 +16,15 @@ import {
   encodeTextFrame,
   errorText,
   messageText,
+  gapFields,
+  lostGap,
   pongText,
   reconnectText,
 } from "../protocol/server-frames.js";
 import { type Claims, tokenOf } from "./auth.js";
 import { FrameFlusher } from "./frame-flusher.js";
 import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
+import type { ClientMember } from "./client-member.js";
 import { RawConnection } from "./raw-connection.js";
 
 const SLOW_CONSUMER_GRACE_MS = 30_000;
@@ -56,7 +60,7 @@ export class WsGateway {
 
   constructor(server: Server, d: WsGatewayDeps) {
     this.#d = d;
-    this.#publish = createClientPublish(d.config, d.bus);
+    this.#publish = createClientPublish(d.config, d.namespaces, d.bus);
     // Frames between max-payload and 4x get a too_large error and the connection stays; beyond that ws closes 1009.
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -142,30 +146,30 @@ export class WsGateway {
       case "unsubscribe":
         this.#d.subscriptions.unsubscribe(conn, msg.channel);
         return this.#ack(conn, msg.id);
-      case "subscribe":
-        return this.#subscribe(conn, msg.channel, msg.since ?? null, msg.id);
+      case "subscribe": {
+        const resume = msg.since === undefined ? null : { since: msg.since, epoch: msg.epoch ?? null };
+        return this.#subscribe(conn, msg.channel, resume, msg.id);
+      }
       case "publish":
         return this.#publish(
           conn.claims,
-          msg.channel,
-          msg.data,
-          () => this.#ack(conn, msg.id),
+          msg,
+          (r) => this.#ack(conn, msg.id, { offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) }),
           (err) => this.#error(conn, err.code, err.message, msg.id),
         );
     }
   }
 
-  #subscribe(conn: RawConnection, channel: string, since: number | null, id: RequestId | undefined): void {
-    this.#d.subscriptions.subscribe(conn, channel, since, (outcome) => {
+  #subscribe(conn: RawConnection, channel: string, resume: Resume | null, id: RequestId | undefined): void {
+    this.#d.subscriptions.subscribe(conn, channel, resume, (outcome) => {
       if (!outcome.ok) return this.#error(conn, outcome.error.code, outcome.error.message, id);
-      const { gap, history } = outcome;
-      if (gap) this.#error(conn, "history_gap", gap.message, id, { channel, offset: gap.offset });
-      else this.#ack(conn, id);
-      if (history.length) {
-        const channelJson = JSON.stringify(channel);
-        for (const [offset, dataJson] of history)
-          this.#text(conn, messageText(channelJson, dataJson, offset));
-      }
+      const { gap, history, offset, epoch, recovered } = outcome;
+      if (gap) this.#error(conn, "history_gap", gap.message, id, gapFields(channel, offset, epoch, gap));
+      else this.#ack(conn, id, { channel, offset, epoch, ...(recovered ? { recovered } : {}) });
+      if (history.length === 0) return;
+      const channelJson = JSON.stringify(channel);
+      const frames = history.map(([o, dataJson]) => encodeTextFrame(messageText(channelJson, dataJson, o)));
+      void conn.replay(channel, frames, this.#d.config.maxBufferedBytes);
     });
   }
 
@@ -173,9 +177,21 @@ export class WsGateway {
   deliver(channel: string, offset: number, dataJson: string): number {
     const members = this.#d.registry.rawMembers(channel);
     if (!members || members.size === 0) return 0;
-    const frame = encodeTextFrame(messageText(JSON.stringify(channel), dataJson, offset));
+    return this.#toMembers(members, channel, encodeTextFrame(messageText(JSON.stringify(channel), dataJson, offset)));
+  }
+
+  /** Tells every raw subscriber of `channel` here that messages may be missing; its position is now (epoch, offset). */
+  lost(channel: string, offset: number, epoch: string): void {
+    const members = this.#d.registry.rawMembers(channel);
+    if (!members || members.size === 0) return;
+    const gap = lostGap(offset);
+    this.#d.counters.error("history_gap", members.size);
+    this.#toMembers(members, channel, encodeTextFrame(errorText("history_gap", gap.message, undefined, gapFields(channel, offset, epoch, gap))));
+  }
+
+  #toMembers(members: ReadonlySet<ClientMember>, channel: string, frame: Buffer): number {
     const max = this.#d.config.maxBufferedBytes;
-    for (const m of members) (m as RawConnection).send(frame, max);
+    for (const m of members) (m as RawConnection).sendLive(channel, frame, max);
     return members.size;
   }
 
@@ -183,8 +199,8 @@ export class WsGateway {
     conn.send(encodeTextFrame(text), this.#d.config.maxBufferedBytes);
   }
 
-  #ack(conn: RawConnection, id: RequestId | undefined): void {
-    const text = ackText(id);
+  #ack(conn: RawConnection, id: RequestId | undefined, extra?: Record<string, unknown>): void {
+    const text = ackText(id, extra);
     if (text) this.#text(conn, text);
   }
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { freePort } from "../../src/bench/redis-process.js";
-import { keySlot } from "../../src/primary/key-slot.js";
+import { keySlot } from "../../src/bus/redis/key-slot.js";
 import { requireTool } from "./tools.js";
 
 const run = promisify(execFile);

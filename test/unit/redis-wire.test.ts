@@ -1,15 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type ConfigError, loadConfig } from "../../src/config.js";
-import { keySlot } from "../../src/primary/key-slot.js";
-import { parseRedisTarget } from "../../src/primary/redis-options.js";
+import { keySlot } from "../../src/bus/redis/key-slot.js";
+import { parseRedisTarget } from "../../src/bus/redis/redis-options.js";
 import {
   decodeSioMessage,
   encodeSioMessage,
   ORIGIN_LENGTH,
   parseChannelMessage,
   RedisNames,
-} from "../../src/primary/redis-wire.js";
+} from "../../src/bus/redis/redis-wire.js";
 
 const me = Buffer.from("AAAAAAAAAAAA", "latin1");
 const other = Buffer.from("BBBBBBBBBBBB", "latin1");

@@ -1,4 +1,4 @@
-import type { Logger } from "../log.js";
+import type { Logger } from "../../log.js";
 import type { LinkState } from "./redis-link.js";
 
 /** What an outage report counts (see docs/redis.md, Outages). */

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../log.js";
 import { keySlot, SLOTS } from "./key-slot.js";
 import { type NodeHooks, RedisNode } from "./redis-node.js";
 import type { RedisEndpoint, RedisTarget } from "./redis-options.js";

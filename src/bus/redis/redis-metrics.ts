@@ -1,5 +1,5 @@
 import type { Registry } from "prom-client";
-import { collectedCounter, collectedGauge } from "./collected-metrics.js";
+import { collectedCounter, collectedGauge } from "../../primary/collected-metrics.js";
 import type { SioCounters } from "./sio-redis-bridge.js";
 
 /** Message counts of the relay, as /metrics and /status show them. */
@@ -9,6 +9,12 @@ export type RelayCounts = {
   received: number;
   missed: number;
   echoes: number;
+  /** Publishes whose idempotency key Redis had seen: answered with the first offset, not delivered. */
+  duplicates: number;
+  /** Messages read from history to fill a gap after a rejoin. */
+  filled: number;
+  /** Times subscribers were told messages may be missing (`history_gap`, reason `messages_lost`). */
+  lostNotices: number;
 };
 
 export type RelayMetricsSource = {
@@ -50,6 +56,16 @@ export function registerRedisMetrics(registry: Registry, src: RelayMetricsSource
     "switchboard_redis_missed_total",
     "Messages other hosts published on channels subscribed here that never arrived (outages)",
     () => counts.missed,
+  );
+  counter(
+    "switchboard_redis_filled_total",
+    "Messages that missed this host during an outage, read from history in Redis and delivered in order",
+    () => counts.filled,
+  );
+  counter(
+    "switchboard_redis_lost_notices_total",
+    "Times this host told a channel's subscribers that messages may be missing (history_gap, messages_lost)",
+    () => counts.lostNotices,
   );
   counter(
     "switchboard_redis_echoes_total",

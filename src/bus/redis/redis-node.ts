@@ -1,8 +1,10 @@
 import { type ChainableCommander, Redis, type RedisOptions } from "ioredis";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../log.js";
 import { keySlot } from "./key-slot.js";
+import type { HistoryEntry } from "../../ipc.js";
+import type { Published } from "../bus.js";
 import { reconnectDelayMs } from "./redis-options.js";
-import { publishScript, SEQUENCE_TTL_MS, SYNC_SCRIPT } from "./redis-wire.js";
+import { historyId, JOIN_SCRIPT, parseHistory, parsePosition, publishScript } from "./redis-wire.js";
 
 /** Channels per SUBSCRIBE while restoring after a reconnect; each batch is confirmed before the next goes out. */
 const SUBSCRIBE_BATCH = 500;
@@ -10,17 +12,33 @@ const PING_INTERVAL_MS = 5000;
 const COMMAND_TIMEOUT_MS = 3000;
 
 type Reply = (err: Error | null | undefined, value?: unknown) => void;
+/** The scripts as ioredis adds them to a pipeline: KEYS, then ARGV, then the callback. */
 type Scripts = {
-  sbPublish(
-    key: string,
-    channel: string,
-    origin: string,
-    data: string,
-    floor: number,
-    ttl: number,
-    cb: Reply,
-  ): void;
-  sbSync(key: string, floor: number, ttl: number, cb: Reply): void;
+  sbPublish(...args: (string | number | Reply)[]): void;
+  sbJoin(...args: (string | number | Reply)[]): void;
+};
+
+/** What the scripts need to know about a channel besides its names (see redis-wire.ts). */
+export type Numbering = {
+  knownEpoch: string;
+  redisFloor: number;
+  floor: number;
+  newEpoch: string;
+  metaTtlMs: number;
+};
+
+/** One message for the publish script. */
+export type ScriptPublish = {
+  channel: string;
+  metaKey: string;
+  historyKey: string;
+  /** The idempotency key's Redis key, or null. */
+  idempotencyKey: string | null;
+  origin: string;
+  dataJson: string;
+  historySize: number;
+  historyTtlMs: number;
+  idempotencyWindowMs: number;
 };
 
 export type NodeHooks = {
@@ -90,8 +108,8 @@ export class RedisNode {
       keepAlive: 10_000,
       retryStrategy: reconnectDelayMs,
       scripts: {
-        sbPublish: { lua: publishScript(o.sharded), numberOfKeys: 1 },
-        sbSync: { lua: SYNC_SCRIPT, numberOfKeys: 1 },
+        sbPublish: { lua: publishScript(o.sharded), numberOfKeys: 3 },
+        sbJoin: { lua: JOIN_SCRIPT, numberOfKeys: 2 },
       },
     });
     this.#redis.on("ready", () => this.#onReady());
@@ -144,34 +162,74 @@ export class RedisNode {
     }
   }
 
-  /** Runs the publish script; `done` gets the offset, or null when the node cannot take it now. */
-  publishMessage(
-    channel: string,
-    key: string,
-    origin: string,
-    dataJson: string,
-    floor: number,
-    done: (offset: number | null, err?: Error) => void,
-  ): void {
+  /** Runs the publish script; `done` gets the offset and epoch, or null when the node cannot take it now. */
+  publishMessage(m: ScriptPublish, n: Numbering, done: (result: Published | null, err?: Error) => void): void {
     const batch = this.#pipeline();
     if (!batch) return done(null);
+    const window = m.idempotencyKey === null ? 0 : m.idempotencyWindowMs;
     (batch as unknown as Scripts).sbPublish(
-      key,
-      channel,
-      origin,
-      dataJson,
-      floor,
-      SEQUENCE_TTL_MS,
-      (err, n) => (err ? done(null, err) : done(Number(n))),
+      m.metaKey,
+      m.historyKey,
+      m.idempotencyKey ?? m.metaKey,
+      m.channel,
+      m.origin,
+      m.dataJson,
+      n.knownEpoch,
+      n.redisFloor,
+      n.floor,
+      n.newEpoch,
+      m.historySize,
+      m.historyTtlMs,
+      n.metaTtlMs,
+      window,
+      (err, reply) => {
+        const [text, duplicate] = (Array.isArray(reply) ? reply : []) as [unknown, unknown];
+        const position = err ? null : parsePosition(text);
+        if (!position) return done(null, err ?? new Error(`unexpected publish reply ${String(reply)}`));
+        done({ ...position, duplicate: Number(duplicate) === 1 });
+      },
     );
   }
 
-  /** Runs the join script; `done` gets the channel's offset after raising it to `floor`, or null. */
-  sync(key: string, floor: number, done: (offset: number | null, err?: Error) => void): void {
+  /** Runs the join script; `done` gets the channel's position, or null. */
+  join(
+    metaKey: string,
+    historyKey: string,
+    n: Numbering,
+    done: (position: { offset: number; epoch: string } | null, err?: Error) => void,
+  ): void {
     const batch = this.#pipeline();
     if (!batch) return done(null);
-    (batch as unknown as Scripts).sbSync(key, floor, SEQUENCE_TTL_MS, (err, n) =>
-      err ? done(null, err) : done(Number(n)),
+    (batch as unknown as Scripts).sbJoin(
+      metaKey,
+      historyKey,
+      n.knownEpoch,
+      n.redisFloor,
+      n.floor,
+      n.newEpoch,
+      n.metaTtlMs,
+      (err, reply) => {
+        const [offset, epoch] = (Array.isArray(reply) ? reply : []) as [unknown, unknown];
+        if (err || !Number.isSafeInteger(Number(offset)) || typeof epoch !== "string" || epoch === "")
+          return done(null, err ?? new Error(`unexpected join reply ${String(reply)}`));
+        done({ offset: Number(offset), epoch });
+      },
+    );
+  }
+
+  /** Reads at most `count` history entries from offset `from` on (to `to`, or the end); null when the node cannot answer now. */
+  readHistory(
+    historyKey: string,
+    from: number,
+    to: number | null,
+    count: number,
+    done: (entries: HistoryEntry[] | null) => void,
+  ): void {
+    const batch = this.#pipeline();
+    if (!batch) return done(null);
+    const end = to === null ? "+" : historyId(to);
+    batch.xrange(historyKey, historyId(from), end, "COUNT", count, (err, reply) =>
+      done(err ? null : parseHistory(reply)),
     );
   }
 

@@ -1,19 +1,20 @@
 import { randomBytes } from "node:crypto";
 import type { Registry } from "prom-client";
-import type { Config } from "../config.js";
-import type { Logger } from "../log.js";
-import type { ChannelHub } from "./channel-hub.js";
+import type { Config } from "../../config.js";
+import type { Logger } from "../../log.js";
+import type { NamespacePolicy, Namespaces } from "../../namespaces.js";
+import type { Supervisor } from "../../primary/supervisor.js";
+import type { Bus, BusSink, BusStats, JoinReply, Published, PublishRequest, Resume } from "../bus.js";
+import { randomEpoch } from "../epoch.js";
+import { joinReply, needsHistory } from "../join-reply.js";
+import { ChannelOrder } from "./channel-order.js";
 import { type LinkState, RedisLink } from "./redis-link.js";
 import { type RelayCounts, registerRedisMetrics } from "./redis-metrics.js";
-import type { RedisNode } from "./redis-node.js";
+import type { Numbering, RedisNode } from "./redis-node.js";
 import { parseRedisTarget, type RedisTarget, reconnectDelayMs } from "./redis-options.js";
 import { OutageLog } from "./redis-outage-log.js";
-import { ORIGIN_LENGTH, parseChannelMessage, RedisNames } from "./redis-wire.js";
-import type { Relay } from "./relay.js";
-import { ChannelOrder } from "./relay-order.js";
+import { META_TTL_MS, ORIGIN_LENGTH, parseChannelMessage, RedisNames } from "./redis-wire.js";
 import { SioRedisBridge } from "./sio-redis-bridge.js";
-import type { Supervisor } from "./supervisor.js";
-import type { WorkerBridge } from "./worker-bridge.js";
 
 /** How long start-up waits for Redis before serving anyway (messages stay local until it comes). */
 const START_TIMEOUT_MS = 3000;
@@ -29,13 +30,13 @@ const STALL_MS = 250;
 type ChannelState = {
   name: string;
   redisChannel: string;
-  key: string;
+  metaKey: string;
+  historyKey: string;
+  policy: NamespacePolicy;
   order: ChannelOrder;
   interested: boolean;
-  /** Subscribers here were let in: a later join counts what they missed. */
+  /** Subscribers here were let in: a later join fills in what they missed, or tells them. */
   served: boolean;
-  /** The channel's offset was read from Redis since interest began: a baseline to count gaps against. */
-  synced: boolean;
   waiters: (() => void)[];
   joinTimer: NodeJS.Timeout | null;
   lingerTimer: NodeJS.Timeout | null;
@@ -43,31 +44,32 @@ type ChannelState = {
   resyncTimer: NodeJS.Timeout | null;
 };
 
-export type RedisRelayDeps = {
+export type RedisBusDeps = {
   config: Config;
-  hub: ChannelHub;
-  bridge: WorkerBridge;
+  namespaces: Namespaces;
+  sink: BusSink;
   supervisor: Supervisor;
   log: Logger;
 };
 
 /**
- * The cross-host relay (`--redis`): Redis sequences every channel (one counter per channel, INCR and PUBLISH in
- * one script), this host subscribes only to channels its workers want, and messages reach local subscribers in
- * offset order whether they were published here or elsewhere.
+ * The bus across hosts (`--redis`): Redis numbers every channel (epoch + offset in a meta hash), keeps its history
+ * (a stream trimmed to the namespace's size, for its TTL) and carries its messages; one Lua script does all three
+ * per message, plus the idempotency check. This host subscribes only to channels its workers want, and messages
+ * reach local subscribers in offset order whether they were published here or elsewhere (ChannelOrder).
  *
  * Own messages are delivered from the script's reply and their echo on the subscription is dropped (only its
  * offset is read, as a watermark). Own replies and other hosts' messages travel on the same connection (RedisNode),
  * so they already arrive in offset order; ChannelOrder keeps it so across the promise turn a reply takes.
  *
- * Outage semantics: while a channel's node is unreachable, publishes on this host are sequenced by the local hub
- * (offset = last offset seen here + 1) and delivered here only; they are counted as unrelayed and reported in one
- * warning when the link is back. On rejoin each host raises the Redis counter to what it delivered, so offsets
- * never go back on any host; messages other hosts sequenced that never reached this one are counted as missed.
- * Offsets of different hosts may disagree for messages published during the outage.
+ * A resume reads the channel's history from Redis at the join point, so a client resumes on any host or colour.
+ * Outages: while a channel's node is unreachable, publishes here are numbered by this host alone under a local
+ * epoch (subscribers are told), delivered here only and counted as unrelayed. When the channel is joined again,
+ * what its subscribers missed is read from the history in Redis; what history no longer holds is counted as
+ * missed and told to them (`history_gap`, reason `messages_lost`).
  */
-export class RedisRelay implements Relay {
-  readonly #d: RedisRelayDeps;
+export class RedisBus implements Bus {
+  readonly #d: RedisBusDeps;
   readonly #target: RedisTarget;
   readonly #link: RedisLink;
   readonly #names: RedisNames;
@@ -75,11 +77,21 @@ export class RedisRelay implements Relay {
   readonly #originBytes: Buffer;
   readonly #sio: SioRedisBridge;
   readonly #channels = new Map<string, ChannelState>();
-  readonly #counts: RelayCounts = { relayed: 0, unrelayed: 0, received: 0, missed: 0, echoes: 0 };
+  readonly #counts: RelayCounts = {
+    relayed: 0,
+    unrelayed: 0,
+    received: 0,
+    missed: 0,
+    echoes: 0,
+    duplicates: 0,
+    filled: 0,
+    lostNotices: 0,
+  };
   readonly #outages: OutageLog;
   readonly #log: Logger;
+  #epochs = 0;
 
-  constructor(d: RedisRelayDeps) {
+  constructor(d: RedisBusDeps) {
     this.#d = d;
     const config = d.config;
     this.#log = d.log.child({ module: "redis" });
@@ -118,7 +130,6 @@ export class RedisRelay implements Relay {
       joining: () => this.#joining(),
       status: () => this.#link.status(),
     });
-    d.hub.interestListener = (channel, interested) => this.#interest(channel, interested);
   }
 
   /** Connects (waiting up to a few seconds, so the first workers' Socket.IO heartbeats already cross hosts). */
@@ -132,32 +143,70 @@ export class RedisRelay implements Relay {
     }
   }
 
-  publish(messages: readonly [channel: string, dataJson: string][], done: (offsets: number[]) => void): void {
-    const offsets = new Array<number>(messages.length);
+  publish(messages: readonly PublishRequest[], done: (results: Published[]) => void): void {
+    const results = new Array<Published>(messages.length);
     let left = messages.length;
-    if (left === 0) return done(offsets);
-    messages.forEach(([channel, dataJson], i) => {
+    if (left === 0) return done(results);
+    const window = this.#d.config.idempotencyWindowMs;
+    messages.forEach(({ channel, dataJson, idempotencyKey }, i) => {
       const st = this.#state(channel);
-      const own = st.order.own(dataJson, (offset) => {
-        offsets[i] = offset;
+      const own = st.order.own(dataJson, (result) => {
+        results[i] = result;
         left -= 1;
-        if (left === 0) done(offsets);
+        if (left === 0) done(results);
       });
-      const settle = (offset: number | null, err?: Error) => {
-        if (offset === null) {
+      const settle = (result: Published | null, err?: Error) => {
+        if (result === null) {
           this.#counts.unrelayed += 1;
           if (err) this.#log.debug({ err, channel }, "publish script failed: delivered on this host only");
-        } else this.#counts.relayed += 1;
-        st.order.settle(own, offset);
+        } else if (result.duplicate) this.#counts.duplicates += 1;
+        else this.#counts.relayed += 1;
+        st.order.settle(own, result);
         this.#settled(st);
       };
       const node = this.#link.nodeFor(st.redisChannel);
-      if (!node) settle(null);
-      else node.publishMessage(st.redisChannel, st.key, this.#origin, dataJson, st.order.floor, settle);
+      if (!node) return settle(null);
+      node.publishMessage(
+        {
+          channel: st.redisChannel,
+          metaKey: st.metaKey,
+          historyKey: st.historyKey,
+          idempotencyKey:
+            idempotencyKey === null || window === 0 ? null : this.#names.idempotencyKey(channel, idempotencyKey),
+          origin: this.#origin,
+          dataJson,
+          historySize: st.policy.historySize,
+          historyTtlMs: st.policy.historyTtlMs,
+          idempotencyWindowMs: window,
+        },
+        this.#numbering(st),
+        settle,
+      );
     });
   }
 
-  whenSubscribed(channel: string, ready: () => void): void {
+  /**
+   * Answers once the channel's subscription carries other hosts' messages here (at once when the link is down):
+   * its position then, and for a resume the history after `since`, read from Redis at the join point.
+   */
+  join(channel: string, resume: Resume | null, done: (reply: JoinReply) => void): void {
+    this.#whenSubscribed(channel, () => {
+      const st = this.#state(channel);
+      const pos = st.order.position();
+      if (!needsHistory(pos, resume)) return done(joinReply(pos, resume, []));
+      const node = this.#link.nodeFor(st.redisChannel);
+      if (!node) return done(joinReply(pos, resume, null));
+      // The read goes down the channel's connection: its answer comes after every message numbered before it, so
+      // whatever this host delivers up to the answer is in it (a local numbering is never in Redis: it answers null).
+      node.readHistory(st.historyKey, resume.since + 1, null, Math.max(1, st.policy.historySize), (entries) => {
+        const now = st.order.position();
+        this.#settled(st);
+        done(joinReply(now, resume, now.epoch === pos.epoch ? entries : null));
+      });
+    });
+  }
+
+  #whenSubscribed(channel: string, ready: () => void): void {
     const st = this.#channels.get(channel);
     if (st?.order.phase === "held") st.waiters.push(ready);
     else {
@@ -166,40 +215,8 @@ export class RedisRelay implements Relay {
     }
   }
 
-  #state(channel: string): ChannelState {
-    let st = this.#channels.get(channel);
-    if (st) return st;
-    const { hub, bridge } = this.#d;
-    st = {
-      name: channel,
-      redisChannel: this.#names.messageChannel(channel),
-      key: this.#names.sequenceKey(channel),
-      order: new ChannelOrder(
-        {
-          deliver: (offset, dataJson) => bridge.deliver(channel, offset, dataJson),
-          advance: (offset) => hub.advance(channel, offset),
-          missed: (count) => {
-            this.#counts.missed += count;
-          },
-        },
-        hub.lastOffset(channel),
-        "free",
-      ),
-      interested: false,
-      served: false,
-      synced: false,
-      waiters: [],
-      joinTimer: null,
-      lingerTimer: null,
-      stallTimer: null,
-      resyncTimer: null,
-    };
-    this.#channels.set(channel, st);
-    return st;
-  }
-
-  /** The hub's interest changed: subscribe in Redis on the first interested worker, leave after the last. */
-  #interest(channel: string, interested: boolean): void {
+  /** The bridge's interest changed: subscribe in Redis on the first interested worker, leave after the last. */
+  interest(channel: string, interested: boolean): void {
     const st = this.#state(channel);
     st.interested = interested;
     if (interested) {
@@ -217,9 +234,92 @@ export class RedisRelay implements Relay {
       if (st.interested) return;
       this.#link.unsubscribe(st.redisChannel);
       st.served = false;
-      st.synced = false;
       this.#free(st);
     }, LINGER_MS);
+  }
+
+  /** History and numbering expire in Redis by themselves. */
+  sweep(): void {}
+
+  stats(): BusStats {
+    return {
+      channels: this.#channels.size,
+      historyMessages: 0,
+      historyBytes: 0,
+      historyEvicted: 0,
+      idempotencyKeys: 0,
+      duplicates: this.#counts.duplicates,
+    };
+  }
+
+  #state(channel: string): ChannelState {
+    let st = this.#channels.get(channel);
+    if (st) return st;
+    const sink = this.#d.sink;
+    const counts = this.#counts;
+    const state: ChannelState = {
+      name: channel,
+      redisChannel: this.#names.messageChannel(channel),
+      metaKey: this.#names.metaKey(channel),
+      historyKey: this.#names.historyKey(channel),
+      policy: this.#d.namespaces.of(channel),
+      order: new ChannelOrder(
+        {
+          deliver: (offset, dataJson) => sink.deliver(channel, offset, dataJson),
+          lost: (offset, epoch) => {
+            counts.lostNotices += 1;
+            sink.lost(channel, offset, epoch);
+          },
+          fill: (from, to, done) => this.#fill(state, from, to, done),
+          resync: () => this.#resync(state),
+          missed: (count) => {
+            counts.missed += count;
+          },
+        },
+        randomEpoch,
+      ),
+      interested: false,
+      served: false,
+      waiters: [],
+      joinTimer: null,
+      lingerTimer: null,
+      stallTimer: null,
+      resyncTimer: null,
+    };
+    st = state;
+    this.#channels.set(channel, st);
+    return st;
+  }
+
+  /** What a script needs besides the names: this host's view of the numbering, and a fresh epoch if Redis has none. */
+  #numbering(st: ChannelState): Numbering {
+    this.#epochs += 1;
+    return {
+      knownEpoch: st.order.knownEpoch,
+      redisFloor: st.order.redisFloor,
+      floor: st.order.floor,
+      // Unique across hosts: this primary's origin id, then a counter.
+      newEpoch: `${this.#origin.slice(0, 8)}${this.#epochs.toString(36)}`,
+      metaTtlMs: Math.max(META_TTL_MS, st.policy.historyTtlMs),
+    };
+  }
+
+  /** Offsets that never arrived here: read them from the channel's history in Redis. */
+  #fill(st: ChannelState, from: number, to: number, done: (entries: [number, string][] | null) => void): void {
+    const node = this.#link.nodeFor(st.redisChannel);
+    if (!node || st.policy.historySize === 0) return done(node ? [] : null);
+    node.readHistory(st.historyKey, from, to, st.policy.historySize, (entries) => {
+      if (entries) this.#counts.filled += entries.length;
+      done(entries);
+      this.#settled(st);
+    });
+  }
+
+  /** Redis' numbering changed under a live subscription, or this host had to number alone: join again. */
+  #resync(st: ChannelState): void {
+    const node = this.#link.nodeFor(st.redisChannel);
+    if (!wanted(st) || !node?.ready) return;
+    queueMicrotask(() => this.#join(st, node, 0));
   }
 
   #hold(st: ChannelState): void {
@@ -257,7 +357,7 @@ export class RedisRelay implements Relay {
     }
   }
 
-  /** Subscriptions confirmed on `node`: read each channel's offset there (after every message before it), then deliver. */
+  /** Subscriptions confirmed on `node`: read each channel's position there (after every message before it), then deliver. */
   #onSubscribed(node: RedisNode, redisChannels: string[]): void {
     for (const redisChannel of redisChannels) {
       const st = this.#stateOf(redisChannel);
@@ -271,29 +371,20 @@ export class RedisRelay implements Relay {
       st.resyncTimer = null;
     }
     this.#hold(st);
-    node.sync(st.key, st.order.floor, (base, err) => {
+    node.join(st.metaKey, st.historyKey, this.#numbering(st), (position, err) => {
       if (st.order.phase !== "held") return;
-      if (base !== null) {
-        // Without a baseline (subscribers let in while Redis was unreachable) nothing can be counted yet.
-        st.order.release(base, st.served && st.synced);
-        st.synced = true;
+      if (position !== null) {
+        st.order.release(position.offset, position.epoch, st.served);
         this.#letIn(st);
         this.#settled(st);
         return;
       }
       // The subscription is live but the node refused the read (a cluster node just back answers CLUSTERDOWN for
-      // a moment): deliver what arrives now, counting gaps from here if there is a baseline, and try again.
+      // a moment): deliver what arrives now and try again.
       this.#log.debug({ err, channel: st.name, attempt }, "join script failed: retrying");
-      if (st.served && st.synced) {
-        st.order.release(st.order.last, true);
-        this.#letIn(st);
-        this.#settled(st);
-      } else this.#free(st);
+      this.#free(st);
       if (attempt >= JOIN_RETRIES) {
-        this.#log.warn(
-          { err, channel: st.name },
-          "redis join failed repeatedly: channel delivered without offset sync",
-        );
+        this.#log.warn({ err, channel: st.name }, "redis join failed repeatedly: channel delivered without a position");
         return;
       }
       st.resyncTimer = setTimeout(
@@ -332,10 +423,10 @@ export class RedisRelay implements Relay {
     if (!m) return this.#log.debug({ channel: name }, "malformed message from redis dropped");
     if (m.own) {
       this.#counts.echoes += 1;
-      st.order.echo(m.offset);
+      st.order.echo(m.offset, m.epoch);
     } else {
       this.#counts.received += 1;
-      st.order.remote(m.offset, m.dataJson as string);
+      st.order.remote(m.offset, m.epoch, m.dataJson as string);
     }
     this.#settled(st);
   }
@@ -366,7 +457,7 @@ export class RedisRelay implements Relay {
     return { state: this.#link.state, since: this.#link.since };
   }
 
-  /** The state of a channel this relay tracks, by its Redis channel name. */
+  /** The state of a channel this bus tracks, by its Redis channel name. */
   #stateOf(redisChannel: string): ChannelState | undefined {
     const name = this.#names.channelOf(redisChannel);
     return name === null ? undefined : this.#channels.get(name);
@@ -411,7 +502,6 @@ export class RedisRelay implements Relay {
     for (const st of this.#channels.values()) {
       for (const t of [st.joinTimer, st.lingerTimer, st.stallTimer, st.resyncTimer]) if (t) clearTimeout(t);
     }
-    this.#d.hub.interestListener = null;
     this.#sio.close();
     await this.#link.close();
   }
