@@ -32,7 +32,10 @@ const namespacesSchema = z.preprocess(
       return v;
     }
   },
-  z.record(z.string().regex(/^[A-Za-z0-9_.-]*$/, "namespace names are letters, digits, _ . -"), namespaceSchema),
+  z.record(
+    z.string().regex(/^[A-Za-z0-9_.-]*$/, "namespace names are letters, digits, _ . -"),
+    namespaceSchema,
+  ),
 );
 
 export const settings = {
@@ -287,9 +290,7 @@ export function loadConfig(sources: Sources): Config {
     const result = (s.schema as z.ZodType).safeParse(raw);
     if (result.success) out[key] = result.data;
     else {
-      const why = result.error.issues
-        .map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
-        .join("; ");
+      const why = result.error.issues.map(describeIssue).join("; ");
       problems.push(`--${s.flag} (${s.env}) = ${JSON.stringify(raw)}: ${why}`);
     }
   }
@@ -323,4 +324,12 @@ export function loadConfig(sources: Sources): Config {
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** One validation problem, with the path inside the value (namespaces.chat.historySize) when there is one. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  // A record key that fails its own check reports "Invalid key in record"; its own message says what is allowed.
+  const nested = issue.code === "invalid_key" ? issue.issues[0]?.message : undefined;
+  const message = nested ?? issue.message;
+  return issue.path.length > 0 ? `${issue.path.join(".")}: ${message}` : message;
 }

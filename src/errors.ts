@@ -47,7 +47,7 @@ export const errorCodes = {
   history_gap: {
     http: 200,
     close: null,
-    doc: "A resume (`since`) asked for messages no longer in history; live messages follow.",
+    doc: "A resume (`since`) could not be served in full (`reason`: epoch_mismatch, history_trimmed, offset_ahead, history_unavailable), or, unasked, messages of a channel may not have reached the connection (messages_lost); the frame carries the channel's position, live messages follow.",
   },
   slow_consumer: {
     http: 503,

@@ -30,7 +30,8 @@ export class ChannelInterest {
 
   /** Forgets a worker that exited. */
   removeWorker(workerId: number): void {
-    for (const [channel, workers] of this.#channels) if (workers.has(workerId)) this.remove(workerId, channel);
+    for (const [channel, workers] of this.#channels)
+      if (workers.has(workerId)) this.remove(workerId, channel);
   }
 
   workers(channel: string): ReadonlySet<number> | undefined {

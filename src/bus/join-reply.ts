@@ -8,7 +8,9 @@ export type Position = { offset: number; epoch: string };
  * something published since).
  */
 export function needsHistory(pos: Position, resume: Resume | null): resume is Resume {
-  return resume !== null && (resume.epoch === null || resume.epoch === pos.epoch) && resume.since < pos.offset;
+  return (
+    resume !== null && (resume.epoch === null || resume.epoch === pos.epoch) && resume.since < pos.offset
+  );
 }
 
 /**
@@ -46,7 +48,8 @@ export function joinReply(pos: Position, resume: Resume | null, entries: History
   }
   // The contiguous run that ends at the join point: what is left when history no longer reaches back.
   const byOffset = new Map<number, string>();
-  for (const [offset, dataJson] of entries) if (offset > since && offset <= pos.offset) byOffset.set(offset, dataJson);
+  for (const [offset, dataJson] of entries)
+    if (offset > since && offset <= pos.offset) byOffset.set(offset, dataJson);
   let first = pos.offset + 1;
   while (first - 1 > since && byOffset.has(first - 1)) first -= 1;
   const history: HistoryEntry[] = [];

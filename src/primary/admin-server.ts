@@ -95,8 +95,11 @@ export class AdminServer {
         for (const [code, n] of Object.entries(totals().errors)) this.inc({ code }, n);
       },
     });
-    collectedGauge(registry, "switchboard_channels", "Channels with at least one subscriber on this host", () =>
-      d.bridge.interest.size,
+    collectedGauge(
+      registry,
+      "switchboard_channels",
+      "Channels with at least one subscriber on this host",
+      () => d.bridge.interest.size,
     );
     const bus = () => d.bus.stats();
     collectedGauge(

@@ -51,8 +51,15 @@ export class BusClient {
   }
 
   /** `done` runs synchronously when the primary's reply is dispatched, before any later delivery. */
-  subscribe(channel: string, resume: Resume | null, done: (reply: JoinReply | SwitchboardError) => void): void {
-    this.#request((rid) => ["sub", rid, channel, resume?.since ?? null, resume?.epoch ?? null], done as Pending);
+  subscribe(
+    channel: string,
+    resume: Resume | null,
+    done: (reply: JoinReply | SwitchboardError) => void,
+  ): void {
+    this.#request(
+      (rid) => ["sub", rid, channel, resume?.since ?? null, resume?.epoch ?? null],
+      done as Pending,
+    );
   }
 
   unsubscribe(channel: string): void {

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server as IoServer } from "socket.io";
 import type { Config } from "../config.js";
 import { httpStatusOf, SwitchboardError } from "../errors.js";
-import type { Logger } from "../log.js";
 import type { OutgoingMessage } from "../ipc.js";
+import type { Logger } from "../log.js";
 import { checkedChannel, encodedData, idempotencyKeyProblem } from "../protocol/client-message.js";
 import { checkApiAccess } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
@@ -67,7 +67,8 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
     if (items.length === 0) throw new SwitchboardError("bad_request", "messages must not be empty");
     const messages = items.map((m, i) => toMessage(m, batch ? `messages[${i}].` : ""));
     const results = await d.bus.publish(messages);
-    if (batch) return { ok: true, offsets: results.map((r) => r.offset), epochs: results.map((r) => r.epoch) };
+    if (batch)
+      return { ok: true, offsets: results.map((r) => r.offset), epochs: results.map((r) => r.epoch) };
     const [r] = results as [(typeof results)[number]];
     return { ok: true, offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) };
   }

@@ -13,7 +13,9 @@ import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gat
 type EngineSocket = { request: (IncomingMessage & { _query?: object }) | null; requestToken?: string };
 
 type Ack = (
-  reply: ({ ok: true } & Record<string, unknown>) | { error: { code: ErrorCode; message: string } & Record<string, unknown> },
+  reply:
+    | ({ ok: true } & Record<string, unknown>)
+    | { error: { code: ErrorCode; message: string } & Record<string, unknown> },
 ) => void;
 
 /** A live event held for a socket while its resume's history is being sent. */
@@ -155,18 +157,26 @@ export class SioGateway {
         return this.#publish(
           member.claims,
           msg,
-          (r) => ack({ ok: true, offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) }),
+          (r) =>
+            ack({ ok: true, offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) }),
           (err) => this.#fail(ack, err.code, err.message),
         );
     }
   }
 
-  #subscribe(member: SioMember, name: string, since: number | undefined, epoch: string | undefined, ack: Ack): void {
+  #subscribe(
+    member: SioMember,
+    name: string,
+    since: number | undefined,
+    epoch: string | undefined,
+    ack: Ack,
+  ): void {
     const resume = since === undefined ? null : { since, epoch: epoch ?? null };
     this.#d.subscriptions.subscribe(member, name, resume, (outcome) => {
       if (!outcome.ok) return this.#fail(ack, outcome.error.code, outcome.error.message);
       const { offset, gap, history, recovered } = outcome;
-      if (gap) this.#fail(ack, "history_gap", gap.message, { reason: gap.reason, offset, epoch: outcome.epoch });
+      if (gap)
+        this.#fail(ack, "history_gap", gap.message, { reason: gap.reason, offset, epoch: outcome.epoch });
       else ack({ ok: true, offset, epoch: outcome.epoch, recovered });
       // Not a member when it unsubscribed or left while the subscribe was pending: no room then.
       if (!member.channels.has(name)) return;
@@ -277,7 +287,9 @@ function bufferedBytes(socket: Socket): number {
 
 /** A publish's options argument: `{idempotencyKey}` when it is an object. */
 function options(arg: unknown): Record<string, unknown> {
-  return typeof arg === "object" && arg !== null ? { idempotencyKey: (arg as { idempotencyKey?: unknown }).idempotencyKey } : {};
+  return typeof arg === "object" && arg !== null
+    ? { idempotencyKey: (arg as { idempotencyKey?: unknown }).idempotencyKey }
+    : {};
 }
 
 function tick(ms: number): Promise<void> {

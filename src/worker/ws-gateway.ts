@@ -1,9 +1,9 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Socket } from "node:net";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
+import type { Resume } from "../bus/bus.js";
 import { CLOSE_RESTART, type ErrorCode, errorCodes, httpStatusOf } from "../errors.js";
 import { endWithJson } from "../http-reply.js";
-import type { Gap, Resume } from "../bus/bus.js";
 import {
   type ClientMessage,
   isParseFailure,
@@ -15,16 +15,16 @@ import {
   ackText,
   encodeTextFrame,
   errorText,
-  messageText,
   gapFields,
   lostGap,
+  messageText,
   pongText,
   reconnectText,
 } from "../protocol/server-frames.js";
 import { type Claims, tokenOf } from "./auth.js";
+import type { ClientMember } from "./client-member.js";
 import { FrameFlusher } from "./frame-flusher.js";
 import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
-import type { ClientMember } from "./client-member.js";
 import { RawConnection } from "./raw-connection.js";
 
 const SLOW_CONSUMER_GRACE_MS = 30_000;
@@ -154,7 +154,12 @@ export class WsGateway {
         return this.#publish(
           conn.claims,
           msg,
-          (r) => this.#ack(conn, msg.id, { offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) }),
+          (r) =>
+            this.#ack(conn, msg.id, {
+              offset: r.offset,
+              epoch: r.epoch,
+              ...(r.duplicate ? { duplicate: true } : {}),
+            }),
           (err) => this.#error(conn, err.code, err.message, msg.id),
         );
     }
@@ -177,7 +182,11 @@ export class WsGateway {
   deliver(channel: string, offset: number, dataJson: string): number {
     const members = this.#d.registry.rawMembers(channel);
     if (!members || members.size === 0) return 0;
-    return this.#toMembers(members, channel, encodeTextFrame(messageText(JSON.stringify(channel), dataJson, offset)));
+    return this.#toMembers(
+      members,
+      channel,
+      encodeTextFrame(messageText(JSON.stringify(channel), dataJson, offset)),
+    );
   }
 
   /** Tells every raw subscriber of `channel` here that messages may be missing; its position is now (epoch, offset). */
@@ -186,7 +195,13 @@ export class WsGateway {
     if (!members || members.size === 0) return;
     const gap = lostGap(offset);
     this.#d.counters.error("history_gap", members.size);
-    this.#toMembers(members, channel, encodeTextFrame(errorText("history_gap", gap.message, undefined, gapFields(channel, offset, epoch, gap))));
+    this.#toMembers(
+      members,
+      channel,
+      encodeTextFrame(
+        errorText("history_gap", gap.message, undefined, gapFields(channel, offset, epoch, gap)),
+      ),
+    );
   }
 
   #toMembers(members: ReadonlySet<ClientMember>, channel: string, frame: Buffer): number {

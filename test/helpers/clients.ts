@@ -86,12 +86,34 @@ export class RawClient {
   }
 }
 
+/**
+ * Losses a raw client was not told of: places in its frames where the numbered stream `{n}` on `channel` skips
+ * numbers with no `history_gap` frame for the channel since the last message. Zero means nothing was lost silently.
+ */
+export function silentLosses(frames: Frame[], channel: string): number[] {
+  const silent: number[] = [];
+  let last: number | null = null;
+  let told = false;
+  for (const f of frames) {
+    if (f.channel !== channel) continue;
+    if (f.type === "error" && f.code === "history_gap") told = true;
+    if (f.type !== "message") continue;
+    const n = (f.data as { n?: number }).n as number;
+    if (last !== null && n !== last + 1 && !told) silent.push(n);
+    last = n;
+    told = false;
+  }
+  return silent;
+}
+
 export type SioMessage = { channel: string; data: unknown; offset: number };
 
 /** A socket.io-client that records "message" events. */
 export class SioClient {
   readonly socket: Socket;
   readonly received: SioMessage[] = [];
+  /** Unsolicited `gap` events: messages of a channel may be missing. */
+  readonly gaps: ({ channel: string } & Record<string, unknown>)[] = [];
 
   constructor(
     url: string,
@@ -102,6 +124,9 @@ export class SioClient {
     this.socket.on("message", (channel: string, data: unknown, meta: { offset: number }) => {
       this.received.push({ channel, data, offset: meta.offset });
     });
+    this.socket.on("gap", (channel: string, info: Record<string, unknown>) =>
+      this.gaps.push({ channel, ...info }),
+    );
   }
 
   static async open(

@@ -45,9 +45,25 @@ describe("delivery across workers", () => {
   });
 
   it("delivers an HTTP publish to every raw and Socket.IO subscriber exactly once, in order", async () => {
-    for (const c of raw)
-      assert.deepEqual(await c.subscribe("news"), { type: "ack", id: c.frames.at(-1)?.id });
-    for (const c of sio) assert.deepEqual(await c.subscribe("news"), { ok: true });
+    const epochs = new Set<unknown>();
+    for (const c of raw) {
+      const ack = await c.subscribe("news");
+      assert.deepEqual(ack, {
+        type: "ack",
+        id: c.frames.at(-1)?.id,
+        channel: "news",
+        offset: 0,
+        epoch: ack.epoch,
+      });
+      epochs.add(ack.epoch);
+    }
+    for (const c of sio) {
+      const ack = (await c.subscribe("news")) as { epoch?: unknown };
+      assert.deepEqual(ack, { ok: true, offset: 0, epoch: ack.epoch, recovered: false });
+      epochs.add(ack.epoch);
+    }
+    assert.equal(epochs.size, 1, "one numbering on every worker, for both protocols");
+    assert.equal(typeof [...epochs][0], "string");
     const offsets: number[] = [];
     for (let i = 0; i < 20; i++) offsets.push((await server.publish("news", { i })).offset);
     assert.deepEqual(

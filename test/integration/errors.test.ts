@@ -106,7 +106,7 @@ describe("bad input gets a documented error and loses nothing", () => {
     const unknown = await s.socket.timeout(5000).emitWithAck("subscrbe", "news");
     assert.equal(unknown.error.code, "bad_request");
     assert.match(unknown.error.message, /unknown event "subscrbe"/);
-    assert.deepEqual(await s.subscribe("news"), { ok: true });
+    assert.equal((await s.subscribe("news")).ok, true);
     s.close();
   });
 
@@ -169,7 +169,7 @@ describe("authentication", () => {
         [["websocket"], { query: { token } }],
       ] as const) {
         const viaRequest = await SioClient.open(server.url, [...transports], opts);
-        assert.deepEqual(await viaRequest.subscribe("news"), { ok: true });
+        assert.equal((await viaRequest.subscribe("news")).ok, true);
         assert.equal((await viaRequest.subscribe("secret")).error?.code, "forbidden");
         viaRequest.close();
       }

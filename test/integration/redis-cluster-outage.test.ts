@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Frame, RawClient } from "../helpers/clients.js";
+import { type Frame, RawClient, silentLosses } from "../helpers/clients.js";
 import { metric, redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
 import { channelsOnEachNode, type RedisServer } from "../helpers/redis-server.js";
 import { type ServerProcess, sleep, until } from "../helpers/server.js";
@@ -87,6 +87,14 @@ describe("one Redis Cluster master killed and restarted", () => {
     for (let i = 1; i < gotDown.length; i++) {
       assert.ok((gotDown[i]?.offset as number) > (gotDown[i - 1]?.offset as number), "offsets increase");
     }
+    // Never silent: wherever B's stream of the failed shard skips messages, B's client was told first.
+    assert.deepEqual(silentLosses(onB.frames, down), [], "every loss on B is preceded by a history_gap");
+    const gapsOn = (c: RawClient, ch: string) =>
+      c.frames.filter((f) => f.type === "error" && f.code === "history_gap" && f.channel === ch);
+    assert.ok(gapsOn(onB, down).length > 0);
+    for (const f of gapsOn(onB, down)) assert.equal(f.reason, "messages_lost");
+    for (const ch of up)
+      assert.deepEqual(gapsOn(onB, ch), [], `${ch}: a live shard's subscribers are not told of losses`);
     assert.equal(await metric(b, "switchboard_redis_missed_total"), missing, "host B counts what it missed");
     const unrelayed = await metric(a, "switchboard_redis_unrelayed_total");
     // The message in flight when the master died may have reached B while its reply to A was lost.

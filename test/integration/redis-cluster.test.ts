@@ -34,7 +34,7 @@ describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => 
       const sio = track(await SioClient.open(host.url, ["websocket"]));
       for (const ch of channels) {
         assert.equal((await raw.subscribe(ch)).type, "ack");
-        assert.deepEqual(await sio.subscribe(ch), { ok: true });
+        assert.equal((await sio.subscribe(ch)).ok, true);
       }
       subscribers.push(raw, sio);
     }

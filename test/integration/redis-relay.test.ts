@@ -40,7 +40,7 @@ describe("cross-host relay through one Redis", () => {
         sio: [await sio(host), await sio(host)],
       };
       for (const c of s.raw) assert.equal((await c.subscribe(channel)).type, "ack");
-      for (const c of s.sio) assert.deepEqual(await c.subscribe(channel), { ok: true });
+      for (const c of s.sio) assert.equal((await c.subscribe(channel)).ok, true);
       subs.push(s);
     }
     const perPublisher = 40;
@@ -132,7 +132,7 @@ describe("cross-host relay through one Redis", () => {
     for (let i = 0; i < 10; i++) {
       const channel = `fresh:${i}`;
       assert.equal((await c.subscribe(channel)).type, "ack");
-      assert.deepEqual(await s.subscribe(channel), { ok: true });
+      assert.equal((await s.subscribe(channel)).ok, true);
       await h2.publish(channel, { i });
     }
     for (let i = 0; i < 10; i++) {

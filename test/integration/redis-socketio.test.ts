@@ -21,7 +21,7 @@ describe("Socket.IO's own cross-node features across two hosts", () => {
       track(await SioClient.open(b.url, ["polling"])),
     ];
     const outsider = track(await SioClient.open(b.url, ["websocket"]));
-    for (const m of members) assert.deepEqual(await m.subscribe("room:1"), { ok: true });
+    for (const m of members) assert.equal((await m.subscribe("room:1")).ok, true);
     const heard = members.map(() => [] as unknown[][]);
     members.forEach((m, i) => {
       m.socket.on("note", (...args: unknown[]) => heard[i]?.push(args));

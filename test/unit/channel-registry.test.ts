@@ -15,9 +15,14 @@ describe("ChannelRegistry", () => {
     assert.equal(r.isLive("a"), false);
     r.beginPending("a", m);
     assert.equal(r.rawMembers("a")?.size, 0);
-    assert.equal(r.endPending("a", m, true), true);
+    assert.equal(r.endPending("a", m, { offset: 3, epoch: "E" }), true);
     assert.equal(r.isLive("a"), true);
     assert.deepEqual([...(r.rawMembers("a") ?? [])], [m]);
+    assert.deepEqual(r.position("a"), { offset: 3, epoch: "E" }, "the join point is the channel's position");
+    r.delivered("a", 4);
+    assert.deepEqual(r.position("a"), { offset: 4, epoch: "E" });
+    r.moved("a", { offset: 9, epoch: "F" });
+    assert.deepEqual(r.position("a"), { offset: 9, epoch: "F" });
   });
 
   it("does not join a member that closed while pending", () => {
@@ -25,7 +30,7 @@ describe("ChannelRegistry", () => {
     const m = member("raw");
     r.beginPending("a", m);
     m.closed = true;
-    assert.equal(r.endPending("a", m, true), false);
+    assert.equal(r.endPending("a", m, { offset: 3, epoch: "E" }), false);
     assert.equal(r.remove("a", m), true, "the now-empty live channel is reported for unsubscribe");
   });
 
@@ -34,7 +39,7 @@ describe("ChannelRegistry", () => {
     const raw = member("raw");
     const sio = member("sio");
     r.beginPending("a", raw);
-    r.endPending("a", raw, true);
+    r.endPending("a", raw, { offset: 0, epoch: "E" });
     r.add("a", sio);
     assert.equal(r.hasSio("a"), true);
     assert.equal(r.remove("a", raw), false);

@@ -42,6 +42,45 @@ describe("parseClientMessage", () => {
       data: null,
     });
     assert.deepEqual(parse({ type: "ping", id: 5 }), { type: "ping", id: 5 });
+    assert.deepEqual(parse({ type: "subscribe", channel: "news", since: 41, epoch: "k3x9", id: 2 }), {
+      type: "subscribe",
+      channel: "news",
+      since: 41,
+      epoch: "k3x9",
+      id: 2,
+    });
+    assert.deepEqual(parse({ type: "publish", channel: "c", data: 1, idempotencyKey: "k-1" }), {
+      type: "publish",
+      channel: "c",
+      data: 1,
+      idempotencyKey: "k-1",
+    });
+  });
+
+  it("checks a resume's epoch and a publish's idempotency key", () => {
+    const error = (frame: object) => (parse(frame) as { error?: string; message?: string }).message;
+    assert.equal(
+      error({ type: "subscribe", channel: "c", epoch: "e" }),
+      "epoch needs since (the offset to resume after)",
+    );
+    assert.equal(
+      error({ type: "subscribe", channel: "c", since: 1, epoch: "" }),
+      "epoch must be a string of 1-64 characters",
+    );
+    assert.equal(
+      error({ type: "subscribe", channel: "c", since: 1, epoch: "x".repeat(65) }),
+      "epoch must be a string of 1-64 characters",
+    );
+    assert.equal(
+      error({ type: "subscribe", channel: "c", since: 1, epoch: 7 }),
+      "epoch must be a string of 1-64 characters",
+    );
+    for (const key of ["", 5, "k".repeat(129)]) {
+      assert.equal(
+        error({ type: "publish", channel: "c", data: 1, idempotencyKey: key }),
+        "idempotencyKey must be a string of 1-128 characters",
+      );
+    }
   });
 
   it("answers each malformed frame with its code", () => {

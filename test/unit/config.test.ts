@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { describe, it } from "node:test";
-import { type ConfigError, loadConfig, namespaceOf } from "../../src/config.js";
+import { type ConfigError, loadConfig } from "../../src/config.js";
+import { Namespaces, namespaceOf } from "../../src/namespaces.js";
 
 describe("loadConfig", () => {
   it("uses the documented defaults", () => {
@@ -59,5 +60,64 @@ describe("loadConfig", () => {
   it("finds a channel's namespace", () => {
     assert.equal(namespaceOf("chat:1"), "chat");
     assert.equal(namespaceOf("news"), "");
+  });
+
+  it('resolves per-namespace settings: own entry, then the "" entry, then the flags', () => {
+    const dir = mkdtempSync(`${tmpdir()}/sb-config-`);
+    const file = `${dir}/c.json`;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        historySize: 100,
+        publishNamespaces: "chat,game",
+        namespaces: {
+          chat: { historySize: 50, historyTtlMs: 120000 },
+          "": { historyTtlMs: 60000 },
+          feed: { clientPublish: true },
+        },
+      }),
+    );
+    const ns = new Namespaces(loadConfig({ flags: { config: file } }));
+    assert.deepEqual(ns.of("chat:1"), {
+      historySize: 50,
+      historyTtlMs: 120000,
+      clientPublish: true,
+      presence: false,
+    });
+    assert.deepEqual(ns.of("news"), {
+      historySize: 100,
+      historyTtlMs: 60000,
+      clientPublish: false,
+      presence: false,
+    });
+    assert.equal(
+      ns.of("game:7").clientPublish,
+      true,
+      "--publish-namespaces still counts for unconfigured ones",
+    );
+    assert.equal(ns.of("feed:x").clientPublish, true);
+    assert.equal(ns.of("other:x").clientPublish, false);
+    assert.equal(ns.shortestTtlMs, 60000);
+    // The flag and the environment take the same as JSON text.
+    const fromEnv = new Namespaces(loadConfig({ env: { NAMESPACES: '{"chat":{"historySize":5}}' } }));
+    assert.equal(fromEnv.of("chat:a").historySize, 5);
+  });
+
+  it("names the namespace key at fault", () => {
+    const problem = (namespaces: unknown): string => {
+      try {
+        loadConfig({ env: { NAMESPACES: JSON.stringify(namespaces) } });
+        return "";
+      } catch (err) {
+        return (err as ConfigError).problems.join("\n");
+      }
+    };
+    assert.match(
+      problem({ chat: { historySize: -1 } }),
+      /^--namespaces \(NAMESPACES\) = .*chat\.historySize: /,
+    );
+    assert.match(problem({ chat: { histroySize: 5 } }), /chat: .*histroySize/);
+    assert.match(problem({ "bad name": {} }), /namespace names/);
+    assert.equal(problem({ chat: { clientPublish: true, presence: true } }), "");
   });
 });

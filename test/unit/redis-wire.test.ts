@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type ConfigError, loadConfig } from "../../src/config.js";
 import { keySlot } from "../../src/bus/redis/key-slot.js";
 import { parseRedisTarget } from "../../src/bus/redis/redis-options.js";
 import {
@@ -10,6 +9,7 @@ import {
   parseChannelMessage,
   RedisNames,
 } from "../../src/bus/redis/redis-wire.js";
+import { type ConfigError, loadConfig } from "../../src/config.js";
 
 const me = Buffer.from("AAAAAAAAAAAA", "latin1");
 const other = Buffer.from("BBBBBBBBBBBB", "latin1");
@@ -25,10 +25,13 @@ describe("keySlot", () => {
     assert.notEqual(keySlot("{}a"), keySlot("{}b"), "an empty tag hashes the whole key");
   });
 
-  it("puts a channel's counter and its shard channel in the same slot", () => {
+  it("puts a channel's numbering, history, idempotency keys and shard channel in the same slot", () => {
     const names = new RedisNames("switchboard");
     for (const channel of ["news", "chat:1", "a.b/c@d=e"]) {
-      assert.equal(keySlot(names.sequenceKey(channel)), keySlot(names.messageChannel(channel)));
+      const slot = keySlot(names.messageChannel(channel));
+      assert.equal(keySlot(names.metaKey(channel)), slot);
+      assert.equal(keySlot(names.historyKey(channel)), slot);
+      assert.equal(keySlot(names.idempotencyKey(channel, "k{x}:1")), slot);
       assert.equal(names.channelOf(names.messageChannel(channel)), channel);
     }
     assert.equal(names.channelOf(names.sio), null);
@@ -36,15 +39,29 @@ describe("keySlot", () => {
 });
 
 describe("channel messages", () => {
-  it("reads offset and data, and recognises our own echo without decoding it", () => {
-    const payload = Buffer.from(`42 ${other.toString("latin1")} {"x":"é"}`);
-    assert.deepEqual(parseChannelMessage(payload, me), { offset: 42, own: false, dataJson: '{"x":"é"}' });
-    const echo = Buffer.from(`7 ${me.toString("latin1")} "whatever"`);
-    assert.deepEqual(parseChannelMessage(echo, me), { offset: 7, own: true, dataJson: null });
+  it("reads offset, epoch and data, and recognises our own echo without decoding it", () => {
+    const payload = Buffer.from(`42 ${other.toString("latin1")} Ep0ch {"x":"é"}`);
+    assert.deepEqual(parseChannelMessage(payload, me), {
+      offset: 42,
+      epoch: "Ep0ch",
+      own: false,
+      dataJson: '{"x":"é"}',
+    });
+    const echo = Buffer.from(`7 ${me.toString("latin1")} E "whatever"`);
+    assert.deepEqual(parseChannelMessage(echo, me), { offset: 7, epoch: "E", own: true, dataJson: null });
   });
 
   it("rejects malformed payloads", () => {
-    for (const bad of ["", "x AAAAAAAAAAAA 1", "12", "12 short 1", `1 ${"B".repeat(ORIGIN_LENGTH)}-1`]) {
+    const o = "B".repeat(ORIGIN_LENGTH);
+    for (const bad of [
+      "",
+      "x AAAAAAAAAAAA E 1",
+      "12",
+      "12 short 1",
+      `1 ${o}-1`,
+      `1 ${o} nodata`,
+      `1 ${o}  1`,
+    ]) {
       assert.equal(parseChannelMessage(Buffer.from(bad), me), null, bad);
     }
   });

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { JoinReply } from "../../src/bus/bus.js";
 import { SwitchboardError } from "../../src/errors.js";
-import type { BusClient, SubscribeReply } from "../../src/worker/bus-client.js";
+import type { BusClient } from "../../src/worker/bus-client.js";
 import { ChannelRegistry } from "../../src/worker/channel-registry.js";
 import { type SubscribeOutcome, type Subscriber, Subscriptions } from "../../src/worker/subscriptions.js";
 
 /** A bus whose subscribe replies the test sends by hand. */
 function fakeBus() {
-  const replies: ((r: SubscribeReply | SwitchboardError) => void)[] = [];
+  const replies: ((r: JoinReply | SwitchboardError) => void)[] = [];
   const unsubscribed: string[] = [];
   const bus: Pick<BusClient, "subscribe" | "unsubscribe"> = {
     subscribe: (_channel, _since, done) => void replies.push(done),
@@ -23,7 +24,7 @@ const member = (channels?: string[]): Subscriber & { closed: boolean } => ({
   claims: channels ? { channels } : null,
 });
 
-const accepted: SubscribeReply = { offset: 7, history: [[7, '"h"']], gap: false };
+const accepted: JoinReply = { offset: 7, epoch: "E", history: [[7, '"h"']], gap: null, recovered: true };
 
 function setup() {
   const { bus, replies, unsubscribed } = fakeBus();
@@ -45,19 +46,41 @@ describe("Subscriptions", () => {
     );
   });
 
-  it("joins at the primary's reply with its history, and reports a gap once", () => {
+  it("joins at the primary's reply with its position and history, and passes a gap on", () => {
     const { subs, registry, replies, outcomes, record } = setup();
     const m = member();
-    subs.subscribe(m, "a", null, record);
+    subs.subscribe(m, "a", { since: 6, epoch: "E" }, record);
     replies[0]?.(accepted);
-    assert.deepEqual(outcomes, [{ ok: true, history: [[7, '"h"']], gap: null }]);
+    assert.deepEqual(outcomes, [{ ok: true, ...accepted }]);
     assert.deepEqual([...(registry.rawMembers("a") ?? [])], [m]);
-    subs.subscribe(member(), "b", 3, record);
-    replies[1]?.({ offset: 9, history: null, gap: true });
-    assert.deepEqual(outcomes[1], {
+    assert.deepEqual(registry.position("a"), { offset: 7, epoch: "E" });
+    const gap = { reason: "history_trimmed" as const, message: "gone" };
+    subs.subscribe(member(), "b", { since: 3, epoch: null }, record);
+    replies[1]?.({ offset: 9, epoch: "F", history: [], gap, recovered: false });
+    assert.deepEqual(outcomes[1], { ok: true, offset: 9, epoch: "F", history: [], gap, recovered: false });
+  });
+
+  it("joins a live channel at once with the position this worker has seen, and refuses a second pending one", () => {
+    const { subs, registry, replies, outcomes, record } = setup();
+    const first = member();
+    subs.subscribe(first, "a", null, record);
+    subs.subscribe(first, "a", null, record);
+    assert.deepEqual(
+      outcomes.map((o) => !o.ok && o.error.code),
+      ["bad_request"],
+      "a repeat while the first is pending is refused",
+    );
+    replies[0]?.(accepted);
+    registry.delivered("a", 8);
+    subs.subscribe(member(), "a", null, record);
+    assert.equal(replies.length, 1, "no round trip to the primary");
+    assert.deepEqual(outcomes[2], {
       ok: true,
+      offset: 8,
+      epoch: "E",
       history: [],
-      gap: { message: "messages after offset 3 are no longer in history", offset: 9 },
+      gap: null,
+      recovered: false,
     });
   });
 
@@ -72,7 +95,7 @@ describe("Subscriptions", () => {
     subs.leaveAll(closed);
     replies[0]?.(accepted);
     replies[1]?.(accepted);
-    const plain = { ok: true, history: [], gap: null };
+    const plain = { ok: true, offset: 7, epoch: "E", history: [], gap: null, recovered: false };
     assert.deepEqual(outcomes, [plain, plain], "every request is answered, with no history");
     assert.equal(registry.rawMembers("a"), undefined);
     assert.equal(gone.channels.has("a"), false, "not a member: no room to join");

@@ -241,10 +241,14 @@ export class ChannelOrder {
   #renumber(epoch: string, base: number, served: boolean): void {
     this.#flushOtherNumberings(epoch);
     let first = base + 1;
-    for (const o of this.#own) if (o.state === OK && !o.result.duplicate && o.result.epoch === epoch) first = Math.min(first, o.result.offset);
+    for (const o of this.#own)
+      if (o.state === OK && !o.result.duplicate && o.result.epoch === epoch)
+        first = Math.min(first, o.result.offset);
     for (const r of this.#remote) if (r.epoch === epoch) first = Math.min(first, r.offset);
     const at = first - 1;
     const told = served && this.#epoch !== null;
+    // Floors keep offsets comparable across numberings: what was numbered past this host's last never reached it.
+    if (told && at > this.#last) this.#sink.missed(at - this.#last);
     this.#epoch = epoch;
     this.#local = false;
     this.#last = at;
@@ -337,6 +341,7 @@ export class ChannelOrder {
       return false;
     }
     const told = this.#epoch !== null;
+    if (told && offset - 1 > this.#last) this.#sink.missed(offset - 1 - this.#last);
     this.#epoch = epoch;
     this.#local = false;
     this.#last = offset - 1;

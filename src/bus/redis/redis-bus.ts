@@ -165,14 +165,19 @@ export class RedisBus implements Bus {
         this.#settled(st);
       };
       const node = this.#link.nodeFor(st.redisChannel);
-      if (!node) return settle(null);
+      if (!node) {
+        settle(null);
+        return;
+      }
       node.publishMessage(
         {
           channel: st.redisChannel,
           metaKey: st.metaKey,
           historyKey: st.historyKey,
           idempotencyKey:
-            idempotencyKey === null || window === 0 ? null : this.#names.idempotencyKey(channel, idempotencyKey),
+            idempotencyKey === null || window === 0
+              ? null
+              : this.#names.idempotencyKey(channel, idempotencyKey),
           origin: this.#origin,
           dataJson,
           historySize: st.policy.historySize,
@@ -198,11 +203,17 @@ export class RedisBus implements Bus {
       if (!node) return done(joinReply(pos, resume, null));
       // The read goes down the channel's connection: its answer comes after every message numbered before it, so
       // whatever this host delivers up to the answer is in it (a local numbering is never in Redis: it answers null).
-      node.readHistory(st.historyKey, resume.since + 1, null, Math.max(1, st.policy.historySize), (entries) => {
-        const now = st.order.position();
-        this.#settled(st);
-        done(joinReply(now, resume, now.epoch === pos.epoch ? entries : null));
-      });
+      node.readHistory(
+        st.historyKey,
+        resume.since + 1,
+        null,
+        Math.max(1, st.policy.historySize),
+        (entries) => {
+          const now = st.order.position();
+          this.#settled(st);
+          done(joinReply(now, resume, now.epoch === pos.epoch ? entries : null));
+        },
+      );
     });
   }
 
@@ -305,7 +316,12 @@ export class RedisBus implements Bus {
   }
 
   /** Offsets that never arrived here: read them from the channel's history in Redis. */
-  #fill(st: ChannelState, from: number, to: number, done: (entries: [number, string][] | null) => void): void {
+  #fill(
+    st: ChannelState,
+    from: number,
+    to: number,
+    done: (entries: [number, string][] | null) => void,
+  ): void {
     const node = this.#link.nodeFor(st.redisChannel);
     if (!node || st.policy.historySize === 0) return done(node ? [] : null);
     node.readHistory(st.historyKey, from, to, st.policy.historySize, (entries) => {
@@ -384,7 +400,10 @@ export class RedisBus implements Bus {
       this.#log.debug({ err, channel: st.name, attempt }, "join script failed: retrying");
       this.#free(st);
       if (attempt >= JOIN_RETRIES) {
-        this.#log.warn({ err, channel: st.name }, "redis join failed repeatedly: channel delivered without a position");
+        this.#log.warn(
+          { err, channel: st.name },
+          "redis join failed repeatedly: channel delivered without a position",
+        );
         return;
       }
       st.resyncTimer = setTimeout(

@@ -1,8 +1,8 @@
 import { type ChainableCommander, Redis, type RedisOptions } from "ioredis";
-import type { Logger } from "../../log.js";
-import { keySlot } from "./key-slot.js";
 import type { HistoryEntry } from "../../ipc.js";
+import type { Logger } from "../../log.js";
 import type { Published } from "../bus.js";
+import { keySlot } from "./key-slot.js";
 import { reconnectDelayMs } from "./redis-options.js";
 import { historyId, JOIN_SCRIPT, parseHistory, parsePosition, publishScript } from "./redis-wire.js";
 
@@ -163,7 +163,11 @@ export class RedisNode {
   }
 
   /** Runs the publish script; `done` gets the offset and epoch, or null when the node cannot take it now. */
-  publishMessage(m: ScriptPublish, n: Numbering, done: (result: Published | null, err?: Error) => void): void {
+  publishMessage(
+    m: ScriptPublish,
+    n: Numbering,
+    done: (result: Published | null, err?: Error) => void,
+  ): void {
     const batch = this.#pipeline();
     if (!batch) return done(null);
     const window = m.idempotencyKey === null ? 0 : m.idempotencyWindowMs;

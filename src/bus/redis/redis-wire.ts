@@ -131,8 +131,7 @@ export function parseHistory(reply: unknown): [offset: number, dataJson: string]
     if (Array.isArray(fields)) {
       const i = fields.indexOf("d");
       data = i >= 0 ? fields[i + 1] : undefined;
-    }
-    else if (fields instanceof Map) data = fields.get("d");
+    } else if (fields instanceof Map) data = fields.get("d");
     else if (typeof fields === "object" && fields !== null) data = (fields as { d?: unknown }).d;
     if (typeof data === "string") out.push([offset, data]);
   }

@@ -1,8 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Logger } from "../../log.js";
+import type { Supervisor } from "../../primary/supervisor.js";
 import type { RedisLink } from "./redis-link.js";
 import { decodeSioMessage, encodeSioMessage, type RedisNames } from "./redis-wire.js";
-import type { Supervisor } from "../../primary/supervisor.js";
 
 /** The tag @socket.io/cluster-adapter puts on its IPC messages. */
 const SOURCE = "_sio_adapter";
