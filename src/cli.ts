@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 import cluster from "node:cluster";
 import { Command } from "commander";
-import { type Config, ConfigError, loadConfig, settings } from "./config.js";
 import { parseRedisTarget } from "./bus/redis/redis-options.js";
+import { type Config, ConfigError, loadConfig, settings } from "./config.js";
 
 /** Exit code for invalid configuration (systemd: RestartPreventExitStatus=2). */
 const EXIT_CONFIG = 2;
