@@ -1,12 +1,13 @@
 /**
- * Client load for the deployment tests: raw WebSocket and Socket.IO clients that subscribe to one channel,
- * follow `reconnect` frames and transport closes the way real clients do, and count every connection
- * attempt that failed; plus a steady publish stream through the HTTP API. Everything is bounded: a client
- * gives up after `maxAttempts`, the stream stops when told.
+ * Client load for the deployment tests: raw WebSocket clients built on the SDK (`switchboard/client`) and
+ * Socket.IO clients with its wrapper, each subscribed to one channel and resuming it the way a careful app would,
+ * counting every connection attempt that failed and every message they received; plus a steady publish stream
+ * through the HTTP API. Everything stops when told: clients on close(), the stream on stop().
  */
 import http from "node:http";
 import { io, type Socket } from "socket.io-client";
 import WebSocket from "ws";
+import { SocketIOSubscriptions, Switchboard } from "../../src/client/index.js";
 
 export interface ClientStats {
   kind: "raw" | "socket.io";
@@ -17,43 +18,57 @@ export interface ClientStats {
   /** Closes the client did not get a `reconnect` frame for (raw) / disconnect reasons (Socket.IO). */
   unexpectedCloses: number;
   errors: string[];
-  /** Publish sequence numbers received on the channel. */
-  received: Set<number>;
-  /** When the client was first subscribed: publishes acknowledged after this must reach it. */
-  subscribedAt: number;
+  /** What the channel delivered, in arrival order: the publish number and the message's offset. */
+  received: { n: number; offset: number }[];
+  /** The channel's offset when the client first subscribed: every message above it is owed to the client. */
+  firstOffset: number | null;
+  /** The epoch of that first subscription (it holds across a deploy with Redis). */
+  firstEpoch: string | null;
+  /** history_gap reports (resumes not served in full, or losses told by the server). */
+  gaps: { reason: string; offset: number | null }[];
+  /** Subscribes that replayed everything missed since the client's last message. */
+  recovered: number;
   subscribed: boolean;
 }
 
 abstract class TestClient {
   readonly stats: ClientStats;
   protected stopped = false;
-  protected attempts = 0;
 
-  constructor(
-    kind: ClientStats["kind"],
-    protected readonly maxAttempts: number,
-  ) {
+  constructor(kind: ClientStats["kind"]) {
     this.stats = {
       kind,
       connects: 0,
       failedAttempts: 0,
       unexpectedCloses: 0,
       errors: [],
-      received: new Set(),
-      subscribedAt: 0,
+      received: [],
+      firstOffset: null,
+      firstEpoch: null,
+      gaps: [],
+      recovered: 0,
       subscribed: false,
     };
   }
 
-  protected onMessage(data: unknown): void {
-    const n = (data as { n?: unknown } | null)?.n;
-    if (typeof n === "number") this.stats.received.add(n);
-  }
-
-  protected onSubscribed(): void {
-    this.stats.subscribed = true;
-    if (this.stats.subscribedAt === 0) this.stats.subscribedAt = Date.now();
-  }
+  protected readonly handlers = {
+    onMessage: (data: unknown, meta: { offset: number }) => {
+      const n = (data as { n?: unknown } | null)?.n;
+      if (typeof n === "number") this.stats.received.push({ n, offset: meta.offset });
+    },
+    onSubscribed: (s: { offset: number | null; epoch: string | null; recovered: boolean }) => {
+      this.stats.subscribed = true;
+      if (this.stats.firstOffset === null) {
+        this.stats.firstOffset = s.offset;
+        this.stats.firstEpoch = s.epoch;
+      }
+      if (s.recovered) this.stats.recovered += 1;
+    },
+    onGap: (gap: { reason: string; offset: number | null }) => {
+      this.stats.gaps.push({ reason: gap.reason, offset: gap.offset });
+      this.stats.subscribed = true;
+    },
+  };
 
   protected error(text: string): void {
     if (this.stats.errors.length < 5) this.stats.errors.push(text);
@@ -62,84 +77,62 @@ abstract class TestClient {
   abstract close(): void;
 }
 
-/** A raw `/ws` client: on `reconnect` it waits `delayMs`, then connects again and re-subscribes. */
+/**
+ * A raw `/ws` client: the SDK's Switchboard (it follows `reconnect` frames, backs off, resumes with since and
+ * epoch, drops duplicates). Its WebSocket is `ws`, watched so the test sees each attempt and each close.
+ */
 export class RawClient extends TestClient {
-  #ws: WebSocket | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #sdk: Switchboard;
 
-  constructor(
-    private readonly url: string,
-    private readonly channel: string,
-    maxAttempts = 20,
-  ) {
-    super("raw", maxAttempts);
-    this.#connect();
-  }
-
-  #connect(): void {
-    if (this.stopped || this.attempts >= this.maxAttempts) return;
-    this.attempts++;
-    this.stats.subscribed = false;
-    const ws = new WebSocket(this.url);
-    this.#ws = ws;
-    let opened = false;
-    let reconnectAfterMs: number | undefined;
-    ws.on("open", () => {
-      opened = true;
-      this.stats.connects++;
-      ws.send(JSON.stringify({ type: "subscribe", channel: this.channel, id: "sub" }));
-    });
-    ws.on("unexpected-response", (req, res) => {
-      this.error(`upgrade answered HTTP ${res.statusCode}`);
-      req.destroy();
-    });
-    ws.on("error", (err) => this.error(err.message));
-    ws.on("message", (raw) => {
-      const frame = JSON.parse(String(raw)) as {
-        type: string;
-        id?: string;
-        data?: unknown;
-        delayMs?: number;
-      };
-      if (frame.type === "message") this.onMessage(frame.data);
-      else if (frame.type === "ack" && frame.id === "sub") this.onSubscribed();
-      else if (frame.type === "reconnect") reconnectAfterMs = frame.delayMs ?? 0;
-    });
-    ws.on("close", () => {
-      if (this.stopped) return;
-      this.stats.subscribed = false;
-      if (!opened) {
-        this.stats.failedAttempts++;
-        this.#later(250);
-      } else if (reconnectAfterMs !== undefined) {
-        this.#later(reconnectAfterMs);
-      } else {
-        this.stats.unexpectedCloses++;
-        this.#later(250);
+  constructor(url: string, channel: string) {
+    super("raw");
+    const client = this;
+    class WatchedWebSocket extends WebSocket {
+      constructor(target: string) {
+        super(target);
+        let opened = false;
+        let told = false;
+        this.on("open", () => {
+          opened = true;
+          client.stats.connects += 1;
+        });
+        this.on("unexpected-response", (_req, res) =>
+          client.error(`upgrade answered HTTP ${res.statusCode}`),
+        );
+        this.on("error", (err) => client.error(err.message));
+        this.on("message", (raw) => {
+          if (String(raw).startsWith('{"type":"reconnect"')) told = true;
+        });
+        this.on("close", () => {
+          client.stats.subscribed = false;
+          if (client.stopped) return;
+          if (!opened) client.stats.failedAttempts += 1;
+          else if (!told) client.stats.unexpectedCloses += 1;
+        });
       }
-    });
-  }
-
-  #later(ms: number): void {
-    this.#timer = setTimeout(() => this.#connect(), ms);
+    }
+    this.#sdk = new Switchboard(url, { WebSocket: WatchedWebSocket, minReconnectDelayMs: 250 });
+    this.#sdk.subscribe(channel, this.handlers);
+    this.#sdk.connect();
   }
 
   close(): void {
     this.stopped = true;
-    clearTimeout(this.#timer);
-    this.#ws?.terminate();
+    this.#sdk.disconnect();
   }
 }
 
 /**
  * A Socket.IO client with the browser defaults (long-polling first, then the WebSocket upgrade) and a
- * cookie jar (`withCredentials`), so HAProxy's persistence cookie is kept the way a browser keeps it.
+ * cookie jar (`withCredentials`), so HAProxy's persistence cookie is kept the way a browser keeps it; the SDK's
+ * wrapper resubscribes it from its position on every reconnect.
  */
 export class SioClient extends TestClient {
   readonly #socket: Socket;
+  readonly #subscriptions: SocketIOSubscriptions;
 
   constructor(url: string, channel: string, maxAttempts = 20) {
-    super("socket.io", maxAttempts);
+    super("socket.io");
     this.#socket = io(url, {
       withCredentials: true,
       reconnectionAttempts: maxAttempts,
@@ -147,12 +140,10 @@ export class SioClient extends TestClient {
       reconnectionDelayMax: 2000,
       timeout: 5000,
     });
+    this.#subscriptions = new SocketIOSubscriptions(this.#socket);
+    this.#subscriptions.subscribe(channel, this.handlers);
     this.#socket.on("connect", () => {
       this.stats.connects++;
-      this.#socket.emit("subscribe", channel, (ack: { ok?: boolean; error?: { code: string } }) => {
-        if (ack?.ok) this.onSubscribed();
-        else this.error(`subscribe: ${JSON.stringify(ack)}`);
-      });
     });
     this.#socket.on("connect_error", (err) => {
       this.stats.failedAttempts++;
@@ -166,7 +157,6 @@ export class SioClient extends TestClient {
         `connect_error: ${err.message}${description === undefined ? "" : ` (${describeDetail(description)}${body})`}`,
       );
     });
-    this.#socket.on("message", (_channel: string, data: unknown) => this.onMessage(data));
     this.#socket.on("disconnect", (reason) => {
       this.stats.subscribed = false;
       // A drain closes the transport ("transport close"); socket.io-client reconnects by itself.
@@ -180,6 +170,7 @@ export class SioClient extends TestClient {
 
   close(): void {
     this.stopped = true;
+    this.#subscriptions.close();
     this.#socket.disconnect();
   }
 }
@@ -190,9 +181,12 @@ function describeDetail(detail: unknown): string {
   return JSON.stringify(detail);
 }
 
-/** Publishes `{n}` to `channel` every `everyMs` through `baseUrl`, one fresh connection per request. */
+/**
+ * Publishes `{n}` to `channel` every `everyMs` through `baseUrl`, one fresh connection per request, and records the
+ * offset each publish was given.
+ */
 export class PublishStream {
-  readonly acked: { n: number; at: number }[] = [];
+  readonly acked: { n: number; offset: number; epoch: string }[] = [];
   readonly failures: string[] = [];
   #n = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -214,10 +208,16 @@ export class PublishStream {
         `${this.baseUrl}/api/publish`,
         { method: "POST", agent: false, timeout: 5000, headers: { "content-type": "application/json" } },
         (res) => {
-          res.resume();
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => {
+            text += c;
+          });
           res.on("end", () => {
-            if (res.statusCode === 200) this.acked.push({ n, at: Date.now() });
-            else this.failures.push(`#${n}: HTTP ${res.statusCode}`);
+            if (res.statusCode === 200) {
+              const { offset, epoch } = JSON.parse(text) as { offset: number; epoch: string };
+              this.acked.push({ n, offset, epoch });
+            } else this.failures.push(`#${n}: HTTP ${res.statusCode}`);
             resolve();
           });
         },
@@ -240,7 +240,21 @@ export class PublishStream {
   }
 }
 
-/** Messages acknowledged after `client` subscribed that it never received. */
-export function missed(client: ClientStats, acked: { n: number; at: number }[]): number {
-  return acked.filter((a) => a.at > client.subscribedAt && !client.received.has(a.n)).length;
+/** What a client got wrong against what was published: every message above its first offset, once, in order. */
+export function deliveryProblems(
+  client: ClientStats,
+  acked: { n: number; offset: number; epoch: string }[],
+): { missing: number; duplicates: number; outOfOrder: number; foreignEpoch: number } {
+  const owed = acked.filter((a) => client.firstOffset !== null && a.offset > client.firstOffset);
+  const got = new Set(client.received.map((r) => r.n));
+  let outOfOrder = 0;
+  for (let i = 1; i < client.received.length; i++) {
+    if ((client.received[i]?.offset as number) <= (client.received[i - 1]?.offset as number)) outOfOrder += 1;
+  }
+  return {
+    missing: owed.filter((a) => !got.has(a.n)).length,
+    duplicates: client.received.length - got.size,
+    outOfOrder,
+    foreignEpoch: acked.filter((a) => a.epoch !== client.firstEpoch).length,
+  };
 }

@@ -8,8 +8,9 @@
  *    green, blue drains and exits 0, HAProxy's saved state names green.
  * 3. SIGHUP (what `systemctl reload` sends) on green under the same load: zero failed connection attempts.
  * 4. `promote --rollback` brings blue back with the same checks.
- * Messages published while clients reconnect are not asserted here (the history/resume feature recovers
- * them); each test prints how many were missed.
+ * Clients are the SDK's (raw) and its Socket.IO wrapper: through the promote, the reload and the rollback each
+ * receives every message published after it first subscribed exactly once, in order (history lives in Redis, so
+ * green replays what blue delivered).
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -32,7 +33,7 @@ import {
   startHaproxy,
   tempDir,
 } from "./helpers.js";
-import { type ClientStats, missed, PublishStream, RawClient, SioClient } from "./load.js";
+import { type ClientStats, deliveryProblems, PublishStream, RawClient, SioClient } from "./load.js";
 
 const RAW_CLIENTS = 200;
 const SIO_CLIENTS = 100;
@@ -212,6 +213,33 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
     };
   }
 
+  /**
+   * Zero loss, asserted: every client got every message published after it first subscribed, once, in order,
+   * in the one epoch Redis keeps, and was never told of a gap.
+   */
+  function assertNothingLost(
+    t: { diagnostic(m: string): void },
+    stats: ClientStats[],
+    stream: PublishStream,
+  ) {
+    const problems = stats.map((s) => ({
+      kind: s.kind,
+      ...deliveryProblems(s, stream.acked),
+      gaps: s.gaps.length,
+    }));
+    const total = (k: "missing" | "duplicates" | "outOfOrder" | "gaps") =>
+      problems.reduce((n, p) => n + p[k], 0);
+    const recovered = stats.filter((s) => s.recovered > 0).length;
+    t.diagnostic(
+      `clients=${stats.length} (raw ${stats.filter((s) => s.kind === "raw").length}, socket.io ` +
+        `${stats.filter((s) => s.kind === "socket.io").length}) publishes=${stream.acked.length} ` +
+        `missing=${total("missing")} duplicates=${total("duplicates")} outOfOrder=${total("outOfOrder")} ` +
+        `gaps=${total("gaps")} resumed-with-recovery=${recovered}`,
+    );
+    const bad = problems.filter((p) => p.missing + p.duplicates + p.outOfOrder + p.gaps + p.foreignEpoch > 0);
+    assert.deepEqual(bad.slice(0, 5), [], `${bad.length} clients lost, repeated or reordered messages`);
+  }
+
   test("a green that never becomes ready: promote exits 1, restores HAProxy, blue keeps serving", async (t) => {
     const before = await servers();
     const clients = [
@@ -271,24 +299,14 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       // Every client is back, subscribed, and gets a message published now: only green can deliver it.
       const stats = clients.map((c) => c.stats);
       await until(() => stats.every((s) => s.subscribed), 20_000, "every client re-subscribed", 100);
-      await stream.stop();
-      const finalN = 1_000_000;
-      await stream.publishOne(finalN);
-      await until(
-        () => stats.every((s) => s.received.has(finalN)),
-        10_000,
-        "final message on every client",
-        100,
-      );
+      await finish(stream, stats);
 
       const s = summary(stats);
-      const missedCounts = stats.map((c) => missed(c, stream.acked));
       t.diagnostic(
         `clients=${stats.length} reconnected=${s.reconnected} failedAttempts=${s.failedAttempts} ` +
-          `publishes=${stream.acked.length} publishFailures=${stream.failures.length} ` +
-          `missed: total=${missedCounts.reduce((a, b) => a + b, 0)} clientsMissing=${missedCounts.filter((m) => m > 0).length} ` +
-          `max=${Math.max(...missedCounts)}`,
+          `publishes=${stream.acked.length} publishFailures=${stream.failures.length}`,
       );
+      assertNothingLost(t, stats, stream);
       assert.equal(s.failedAttempts, 0, `failed connection attempts: ${JSON.stringify(s)}`);
       assert.equal(
         s.unexpectedCloses,
@@ -341,15 +359,13 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
 
       const stats = [...clients, ...arrivals].map((c) => c.stats);
       await until(() => stats.every((s) => s.subscribed), 20_000, "every client subscribed", 100);
-      await stream.stop();
+      await finish(stream, stats);
       const s = summary(stats);
-      const missedCounts = clients.map((c) => missed(c.stats, stream.acked));
-      // A client drained off an old worker may land on another old worker that is replaced later, so a
-      // reload may move it twice; the issue asks for zero refused connections here, and the count is printed.
+      // Old workers take no new connections once the first new one is ready, so each client moves once.
       t.diagnostic(
-        `clients=${stats.length} reconnected=${s.reconnected} reconnectsMax=${s.reconnectsMax} failedAttempts=${s.failedAttempts} ` +
-          `missed: total=${missedCounts.reduce((a, b) => a + b, 0)} clientsMissing=${missedCounts.filter((m) => m > 0).length}`,
+        `clients=${stats.length} reconnected=${s.reconnected} reconnectsMax=${s.reconnectsMax} failedAttempts=${s.failedAttempts}`,
       );
+      assertNothingLost(t, stats, stream);
       assert.equal(s.failedAttempts, 0, `failed connection attempts: ${JSON.stringify(s)}`);
       assert.equal(s.unexpectedCloses, 0, JSON.stringify(s));
       assert.deepEqual(stream.failures, []);
@@ -361,10 +377,11 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
   });
 
   test("promote --rollback brings blue back the same way", async (t) => {
-    const clients = Array.from(
-      { length: 50 },
-      () => new RawClient(`${frontend.replace("http", "ws")}/ws`, CHANNEL),
-    );
+    const clients = [
+      ...Array.from({ length: 50 }, () => new RawClient(`${frontend.replace("http", "ws")}/ws`, CHANNEL)),
+      ...Array.from({ length: 20 }, () => new SioClient(frontend, CHANNEL)),
+    ];
+    const stream = new PublishStream(frontend, CHANNEL, 50);
     try {
       await until(() => clients.every((c) => c.stats.subscribed), 20_000, "clients subscribed", 100);
       const run = await promote(["--rollback"]);
@@ -375,13 +392,31 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
       const now = await servers();
       assert.deepEqual(now.get("blue"), { admin: 0, op: 2 }, "blue ready and UP");
       assert.equal(now.get("green")?.admin, 1, "green in maintenance");
-      await until(() => clients.every((c) => c.stats.subscribed), 20_000, "clients back", 100);
-      const s = summary(clients.map((c) => c.stats));
+      const stats = clients.map((c) => c.stats);
+      await until(() => stats.every((s) => s.subscribed), 20_000, "clients back", 100);
+      await finish(stream, stats);
+      const s = summary(stats);
       assert.equal(s.failedAttempts, 0, JSON.stringify(s));
       assert.ok(s.reconnectsMax <= 1);
+      assertNothingLost(t, stats, stream);
+      assert.deepEqual(stream.failures, []);
       assert.equal((await request(`${frontend}/health`)).headers["x-switchboard-server"], "blue");
     } finally {
+      await stream.stop();
       for (const c of clients) c.close();
     }
   });
 });
+
+/** Stops the stream, then publishes one last message and waits until every client has it (and so all before it). */
+async function finish(stream: PublishStream, stats: ClientStats[]): Promise<void> {
+  await stream.stop();
+  const finalN = 1_000_000;
+  await stream.publishOne(finalN);
+  await until(
+    () => stats.every((s) => s.received.some((r) => r.n === finalN)),
+    15_000,
+    "the final message on every client",
+    100,
+  );
+}

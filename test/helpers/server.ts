@@ -94,13 +94,13 @@ export class ServerProcess {
     return (await res.json()) as never;
   }
 
-  async publish(channel: string, data: unknown): Promise<{ ok: boolean; offset: number }> {
+  async publish(channel: string, data: unknown): Promise<{ ok: boolean; offset: number; epoch: string }> {
     const res = await fetch(`${this.url}/api/publish`, {
       method: "POST",
       body: JSON.stringify({ channel, data }),
     });
     if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${await res.text()}`);
-    return (await res.json()) as { ok: boolean; offset: number };
+    return (await res.json()) as { ok: boolean; offset: number; epoch: string };
   }
 
   /** Sends a signal and resolves with the exit code (or signal name). */

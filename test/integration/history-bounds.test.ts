@@ -12,7 +12,7 @@ import { type ServerProcess, startServer, until } from "../helpers/server.js";
 type BusStatus = { channels: number; historyBytes: number; historyMessages: number; historyEvicted: number };
 
 async function busStatus(server: ServerProcess): Promise<BusStatus & { subscribed: number }> {
-  const s = (await server.status()) as { bus: BusStatus; channels: number };
+  const s = (await server.status()) as unknown as { bus: BusStatus; channels: number };
   return { ...s.bus, subscribed: s.channels };
 }
 
@@ -154,7 +154,7 @@ describe("history within its bounds", { timeout: 180_000 }, () => {
         [...Array(62).keys()],
       );
       assert.equal(sio.socket.connected, true);
-      const status = (await paced.status()) as { totals: { slowConsumers: number } };
+      const status = (await paced.status()) as unknown as { totals: { slowConsumers: number } };
       assert.equal(status.totals.slowConsumers, 0);
       raw.close();
       sio.close();
