@@ -18,6 +18,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { request } from "../helpers/http.js";
+import { type ClientStats, deliveryProblems, PublishStream, RawClient, SioClient } from "../helpers/load.js";
 import { type RedisServer, startRedis } from "../helpers/redis-server.js";
 import { ROOT, requireBuild, until } from "../helpers/server.js";
 import { requireTool } from "../helpers/tools.js";
@@ -33,7 +34,6 @@ import {
   startHaproxy,
   tempDir,
 } from "./helpers.js";
-import { type ClientStats, deliveryProblems, PublishStream, RawClient, SioClient } from "./load.js";
 
 const RAW_CLIENTS = 200;
 const SIO_CLIENTS = 100;

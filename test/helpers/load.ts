@@ -84,7 +84,8 @@ abstract class TestClient {
 export class RawClient extends TestClient {
   readonly #sdk: Switchboard;
 
-  constructor(url: string, channel: string) {
+  /** `url` may be a function: it is asked before every attempt (a client that moves to another host). */
+  constructor(url: string | (() => string), channel: string) {
     super("raw");
     const client = this;
     class WatchedWebSocket extends WebSocket {
@@ -182,30 +183,64 @@ function describeDetail(detail: unknown): string {
 }
 
 /**
- * Publishes `{n}` to `channel` every `everyMs` through `baseUrl`, one fresh connection per request, and records the
- * offset each publish was given.
+ * Publishes `{n}` to `channel` every `everyMs`, one fresh connection per request, and records the offset each
+ * publish was given. With `retry`, each publish carries an idempotency key and is sent again (to `baseUrl()` again,
+ * which may name another host) until it gets a 200: the publisher side of "nothing lost".
  */
 export class PublishStream {
-  readonly acked: { n: number; offset: number; epoch: string }[] = [];
+  readonly acked: { n: number; offset: number; epoch: string; duplicate: boolean }[] = [];
   readonly failures: string[] = [];
+  /** Sends after the first that a retrying stream needed. */
+  retries = 0;
   #n = 0;
   #timer: NodeJS.Timeout | undefined;
   #inflight = new Set<Promise<void>>();
+  readonly #baseUrl: () => string;
+  readonly #key = Math.random().toString(36).slice(2);
 
   constructor(
-    private readonly baseUrl: string,
+    baseUrl: string | (() => string),
     private readonly channel: string,
     everyMs: number,
+    private readonly options: { retry?: boolean; retryForMs?: number } = {},
   ) {
+    this.#baseUrl = typeof baseUrl === "string" ? () => baseUrl : baseUrl;
     this.#timer = setInterval(() => this.publishOne(), everyMs);
   }
 
-  /** Publishes the next number; resolves when answered. */
+  /** Publishes the next number; resolves when answered (a retrying stream: when acknowledged or out of time). */
   publishOne(n = ++this.#n): Promise<void> {
-    const body = JSON.stringify({ channel: this.channel, data: { n } });
-    const p = new Promise<void>((resolve) => {
+    const message = {
+      channel: this.channel,
+      data: { n },
+      ...(this.options.retry ? { idempotencyKey: `${this.#key}-${n}` } : {}),
+    };
+    const deadline = Date.now() + (this.options.retryForMs ?? 30_000);
+    const p = (async () => {
+      for (let attempt = 0; ; attempt++) {
+        const outcome = await this.#send(JSON.stringify(message));
+        if (typeof outcome !== "string") {
+          this.acked.push({ n, ...outcome });
+          return;
+        }
+        if (!this.options.retry || Date.now() > deadline) {
+          this.failures.push(`#${n}: ${outcome}`);
+          return;
+        }
+        this.retries += 1;
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+      }
+    })();
+    this.#inflight.add(p);
+    void p.then(() => this.#inflight.delete(p));
+    return p;
+  }
+
+  /** One POST: the reply's offset, or why it failed. */
+  #send(body: string): Promise<{ offset: number; epoch: string; duplicate: boolean } | string> {
+    return new Promise((resolve) => {
       const req = http.request(
-        `${this.baseUrl}/api/publish`,
+        `${this.#baseUrl()}/api/publish`,
         { method: "POST", agent: false, timeout: 5000, headers: { "content-type": "application/json" } },
         (res) => {
           let text = "";
@@ -214,24 +249,17 @@ export class PublishStream {
             text += c;
           });
           res.on("end", () => {
-            if (res.statusCode === 200) {
-              const { offset, epoch } = JSON.parse(text) as { offset: number; epoch: string };
-              this.acked.push({ n, offset, epoch });
-            } else this.failures.push(`#${n}: HTTP ${res.statusCode}`);
-            resolve();
+            if (res.statusCode !== 200) return resolve(`HTTP ${res.statusCode}`);
+            const r = JSON.parse(text) as { offset: number; epoch: string; duplicate?: boolean };
+            resolve({ offset: r.offset, epoch: r.epoch, duplicate: r.duplicate === true });
           });
+          res.on("error", (err) => resolve(err.message));
         },
       );
       req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", (err) => {
-        this.failures.push(`#${n}: ${err.message}`);
-        resolve();
-      });
+      req.on("error", (err) => resolve(err.message));
       req.end(body);
     });
-    this.#inflight.add(p);
-    void p.then(() => this.#inflight.delete(p));
-    return p;
   }
 
   async stop(): Promise<void> {
@@ -243,7 +271,7 @@ export class PublishStream {
 /** What a client got wrong against what was published: every message above its first offset, once, in order. */
 export function deliveryProblems(
   client: ClientStats,
-  acked: { n: number; offset: number; epoch: string }[],
+  acked: readonly { n: number; offset: number; epoch: string }[],
 ): { missing: number; duplicates: number; outOfOrder: number; foreignEpoch: number } {
   const owed = acked.filter((a) => client.firstOffset !== null && a.offset > client.firstOffset);
   const got = new Set(client.received.map((r) => r.n));

@@ -1,0 +1,228 @@
+import { backoffDelay } from "./backoff.js";
+import { Emitter } from "./emitter.js";
+import { isRetryable, SwitchboardClientError } from "./errors.js";
+import {
+  type PendingPublish,
+  type PublishOptions,
+  PublishQueue,
+  type PublishResult,
+} from "./publish-queue.js";
+import { randomKey } from "./random-key.js";
+import {
+  ChannelTracker,
+  type Gap,
+  type GapReport,
+  type Subscription,
+  type SubscriptionHandlers,
+} from "./subscription.js";
+
+/**
+ * The part of a socket.io-client Socket the wrapper uses (so that src/client does not depend on socket.io-client).
+ * Listener parameters are checked bivariantly: socket.io-client types them per event.
+ */
+type Listener = { bivarianceHack(...args: unknown[]): void }["bivarianceHack"];
+
+export interface SocketIOLike {
+  readonly connected: boolean;
+  on(event: string, listener: Listener): unknown;
+  off(event: string, listener: Listener): unknown;
+  emit(event: string, ...args: unknown[]): unknown;
+}
+
+export type SocketIOSubscriptionsOptions = {
+  /** Backoff bounds for requests the server refused for a passing reason (unavailable, rate_limited, internal). */
+  minRetryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  publishTimeoutMs?: number;
+  random?: () => number;
+};
+
+export type SocketIOSubscriptionsEvents = {
+  error: (err: Error) => void;
+  gap: (gap: Gap) => void;
+};
+
+/** An ack as the server sends it: `{ok:true, …}` or `{error:{code, message, …}}`. */
+type Reply = {
+  ok?: boolean;
+  offset?: number;
+  epoch?: string;
+  recovered?: boolean;
+  duplicate?: boolean;
+  error?: GapReport & { code: string; message: string };
+};
+
+/**
+ * Resumable subscriptions and exactly-once publishes for apps that keep socket.io-client. socket.io-client
+ * reconnects by itself; on each `connect` this resubscribes every channel from its position, so the server
+ * replays what was missed. Requests go out only while connected (socket.io-client would otherwise buffer them
+ * and send them on reconnect, next to the wrapper's own resend).
+ */
+export class SocketIOSubscriptions {
+  readonly #socket: SocketIOLike;
+  readonly #channels = new Map<string, ChannelTracker>();
+  /** The connection each subscription was last sent on; a subscription already sent on this one is not resent. */
+  readonly #sentOn = new WeakMap<ChannelTracker, number>();
+  readonly #publishes: PublishQueue;
+  readonly #events = new Emitter<SocketIOSubscriptionsEvents>();
+  readonly #o: Required<SocketIOSubscriptionsOptions>;
+  /** Counts disconnects: replies to a request sent on an earlier connection are stale. */
+  #connection = 0;
+  #closed = false;
+
+  readonly #onConnect = () => {
+    for (const tracker of this.#channels.values()) {
+      if (this.#sentOn.get(tracker) !== this.#connection) this.#sendSubscribe(tracker);
+    }
+    this.#publishes.flush();
+  };
+
+  readonly #onDisconnect = () => {
+    this.#connection += 1;
+    for (const tracker of this.#channels.values()) {
+      if (tracker.retryTimer) clearTimeout(tracker.retryTimer);
+      tracker.retryTimer = null;
+    }
+    this.#publishes.connectionLost();
+  };
+
+  readonly #onMessage = (channel: unknown, data: unknown, meta: unknown) => {
+    if (typeof channel !== "string") return;
+    this.#channels.get(channel)?.message(data, (meta as { offset?: number } | undefined)?.offset);
+  };
+
+  readonly #onGap = (channel: unknown, report: unknown) => {
+    if (typeof channel !== "string") return;
+    const tracker = this.#channels.get(channel);
+    if (tracker) this.#gap(tracker, (report ?? {}) as GapReport, false);
+  };
+
+  constructor(socket: SocketIOLike, options: SocketIOSubscriptionsOptions = {}) {
+    this.#socket = socket;
+    this.#o = {
+      minRetryDelayMs: options.minRetryDelayMs ?? 500,
+      maxRetryDelayMs: options.maxRetryDelayMs ?? 20_000,
+      publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
+      random: options.random ?? Math.random,
+    };
+    this.#publishes = new PublishQueue({
+      send: (p) => this.#sendPublish(p),
+      backoff: (attempt) => this.#backoff(attempt),
+      timeoutMs: this.#o.publishTimeoutMs,
+    });
+    socket.on("connect", this.#onConnect);
+    socket.on("disconnect", this.#onDisconnect);
+    socket.on("message", this.#onMessage);
+    socket.on("gap", this.#onGap);
+  }
+
+  on<K extends keyof SocketIOSubscriptionsEvents>(
+    event: K,
+    listener: SocketIOSubscriptionsEvents[K],
+  ): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Subscribes now when the socket is connected, and again (resuming) on every reconnect. */
+  subscribe(
+    channel: string,
+    options: SubscriptionHandlers & { since?: number; epoch?: string },
+  ): Subscription {
+    if (this.#closed) throw new Error("this SocketIOSubscriptions was closed");
+    if (this.#channels.has(channel)) throw new Error(`already subscribed to ${channel}; unsubscribe first`);
+    const tracker = new ChannelTracker(
+      channel,
+      options,
+      (t, tellServer) => this.#left(t, tellServer),
+      (err) => this.#callbackFailed(err),
+    );
+    this.#channels.set(channel, tracker);
+    if (this.#socket.connected) this.#sendSubscribe(tracker);
+    return tracker;
+  }
+
+  /** Like Switchboard.publish: the same idempotency key on every send, until acknowledged or timed out. */
+  publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    if (this.#closed) return Promise.reject(new SwitchboardClientError("closed", "close() was called"));
+    return this.#publishes.add(channel, data, options.idempotencyKey ?? randomKey());
+  }
+
+  /** Stops listening to the socket (which stays the app's) and rejects pending publishes with code `closed`. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const tracker of [...this.#channels.values()]) tracker.unsubscribe();
+    this.#socket.off("connect", this.#onConnect);
+    this.#socket.off("disconnect", this.#onDisconnect);
+    this.#socket.off("message", this.#onMessage);
+    this.#socket.off("gap", this.#onGap);
+    this.#publishes.rejectAll(new SwitchboardClientError("closed", "close() was called"));
+  }
+
+  #sendSubscribe(tracker: ChannelTracker): void {
+    const connection = this.#connection;
+    this.#sentOn.set(tracker, connection);
+    const resume = tracker.resume();
+    const payload = resume.since === undefined ? tracker.channel : { channel: tracker.channel, ...resume };
+    this.#socket.emit("subscribe", payload, (reply: Reply | undefined) => {
+      if (connection !== this.#connection || !tracker.active) return;
+      const error = reply?.error;
+      if (!error) {
+        tracker.subscribed(reply ?? {});
+      } else if (error.code === "history_gap") {
+        this.#gap(tracker, error, true);
+      } else if (isRetryable(error.code)) {
+        if (tracker.retryTimer) clearTimeout(tracker.retryTimer);
+        tracker.retryTimer = setTimeout(
+          () => {
+            tracker.retryTimer = null;
+            if (tracker.active && this.#socket.connected && connection === this.#connection)
+              this.#sendSubscribe(tracker);
+          },
+          this.#backoff(tracker.retries++),
+        );
+      } else {
+        const err = new SwitchboardClientError(error.code, `subscribe ${tracker.channel}: ${error.message}`);
+        tracker.failed(err);
+        this.#events.emit("error", err);
+      }
+    });
+  }
+
+  #sendPublish(p: PendingPublish): boolean {
+    if (!this.#socket.connected) return false;
+    const connection = this.#connection;
+    this.#socket.emit(
+      "publish",
+      p.channel,
+      p.data,
+      { idempotencyKey: p.idempotencyKey },
+      (reply: Reply | undefined) => {
+        if (connection !== this.#connection) return; // sent again on the new connection
+        if (reply?.error) this.#publishes.failed(p, reply.error.code, reply.error.message);
+        else this.#publishes.acked(p, reply ?? {});
+      },
+    );
+    return true;
+  }
+
+  #gap(tracker: ChannelTracker, report: GapReport, solicited: boolean): void {
+    const gap = tracker.gap(report, solicited);
+    if (gap) this.#events.emit("gap", gap);
+  }
+
+  #left(tracker: ChannelTracker, tellServer: boolean): void {
+    if (this.#channels.get(tracker.channel) !== tracker) return;
+    this.#channels.delete(tracker.channel);
+    if (tellServer && this.#socket.connected) this.#socket.emit("unsubscribe", tracker.channel, () => {});
+  }
+
+  #backoff(attempt: number): number {
+    return backoffDelay(attempt, this.#o.minRetryDelayMs, this.#o.maxRetryDelayMs, this.#o.random);
+  }
+
+  #callbackFailed(err: Error): void {
+    if (this.#events.has("error")) this.#events.emit("error", err);
+    else console.error("switchboard: a subscription callback threw", err);
+  }
+}

@@ -1,0 +1,420 @@
+import { backoffDelay } from "./backoff.js";
+import { Emitter } from "./emitter.js";
+import { isRetryable, SwitchboardClientError, toError } from "./errors.js";
+import { type ClientFrame, type ErrorFrame, parseServerFrame, type RequestId } from "./frames.js";
+import { Heartbeat } from "./heartbeat.js";
+import {
+  type PendingPublish,
+  type PublishOptions,
+  PublishQueue,
+  type PublishResult,
+} from "./publish-queue.js";
+import { randomKey } from "./random-key.js";
+import { ChannelTracker, type Gap, type SubscribeOptions, type Subscription } from "./subscription.js";
+import { withToken } from "./url.js";
+import {
+  abandon,
+  errorEventMessage,
+  OPEN,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  webSocketConstructor,
+} from "./web-socket.js";
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/** disconnected: not connected (before connect(), or waiting to reconnect); closed: disconnect() was called. */
+export type ConnectionState = "disconnected" | "connecting" | "connected" | "closed";
+
+export type SwitchboardOptions = {
+  /** Connection token, sent as `?token=`. */
+  token?: string;
+  /** Called before every connection attempt (takes precedence over `token`), e.g. to fetch a fresh JWT. */
+  getToken?: () => string | Promise<string>;
+  /** WebSocket constructor; default globalThis.WebSocket. In Node 20 pass `ws`'s. */
+  WebSocket?: WebSocketConstructor;
+  minReconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+  /** Send a ping when nothing arrived for this long. */
+  heartbeatIntervalMs?: number;
+  /** Give up on the link when nothing arrives this long after a ping (also the limit for opening a socket). */
+  heartbeatTimeoutMs?: number;
+  /** A publish not acknowledged within this long rejects with code `timeout`. */
+  publishTimeoutMs?: number;
+  /** Random numbers in [0, 1) for the backoff jitter (tests make it deterministic). */
+  random?: () => number;
+};
+
+export type SwitchboardEvents = {
+  state: (state: ConnectionState, previous: ConnectionState) => void;
+  error: (err: Error) => void;
+  gap: (gap: Gap) => void;
+};
+
+/** What a reply with a given id settles. */
+type Pending = { kind: "subscribe"; tracker: ChannelTracker } | { kind: "publish"; publish: PendingPublish };
+
+/** The server closes with this when the connection's token expired (later server versions). */
+const CLOSE_TOKEN_EXPIRED = 4001;
+/** What the SDK reports for a socket it gave up on itself (no close frame was received). */
+const CLOSE_ABNORMAL = 1006;
+
+/**
+ * A raw-protocol (/ws) client that keeps its subscriptions through every kind of loss: it reconnects (the
+ * server's delay on a drain, a jittered backoff otherwise), resumes each channel from the last offset it
+ * received, drops duplicates, reports gaps, and sends publishes until they are acknowledged.
+ */
+export class Switchboard {
+  readonly #url: string | (() => string);
+  readonly #o: Required<Omit<SwitchboardOptions, "token" | "getToken" | "WebSocket">> &
+    Pick<SwitchboardOptions, "token" | "getToken">;
+  readonly #WebSocket: WebSocketConstructor;
+  readonly #events = new Emitter<SwitchboardEvents>();
+  readonly #channels = new Map<string, ChannelTracker>();
+  readonly #publishes: PublishQueue;
+  readonly #heartbeat: Heartbeat;
+  #state: ConnectionState = "disconnected";
+  #started = false;
+  #ws: WebSocketLike | null = null;
+  /** The socket is open and subscribes were sent on it: requests go out at once. */
+  #live = false;
+  #nextId = 1;
+  /** Replies still due on the current socket, by request id (a new socket starts empty). */
+  #replies = new Map<RequestId, Pending>();
+  /** Subscribes sent when the socket opened and not yet answered; once none is left the link counts as good. */
+  #awaiting = new Set<ChannelTracker>();
+  /** Connection losses since the last good link: the backoff's attempt. */
+  #failures = 0;
+  /** delayMs of the server's `reconnect` frame on the current socket (it is draining). */
+  #serverDelayMs: number | null = null;
+  /** A 4001 close was already answered with an immediate reconnect since the last good link. */
+  #refreshedOnExpiry = false;
+  #retryTimer: Timer | null = null;
+  #openTimer: Timer | null = null;
+
+  constructor(url: string | (() => string), options: SwitchboardOptions = {}) {
+    this.#url = url;
+    this.#WebSocket = webSocketConstructor(options.WebSocket);
+    this.#o = {
+      token: options.token,
+      getToken: options.getToken,
+      minReconnectDelayMs: options.minReconnectDelayMs ?? 500,
+      maxReconnectDelayMs: options.maxReconnectDelayMs ?? 20_000,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 25_000,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
+      publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
+      random: options.random ?? Math.random,
+    };
+    this.#publishes = new PublishQueue({
+      send: (p) => this.#sendPublish(p),
+      backoff: (attempt) => this.#backoff(attempt),
+      timeoutMs: this.#o.publishTimeoutMs,
+    });
+    this.#heartbeat = new Heartbeat(
+      this.#o.heartbeatIntervalMs,
+      this.#o.heartbeatTimeoutMs,
+      () => this.#send({ type: "ping", id: this.#nextId++ }),
+      () => this.#giveUp("no frame from the server within the heartbeat timeout"),
+    );
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  on<K extends keyof SwitchboardEvents>(event: K, listener: SwitchboardEvents[K]): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Starts connecting; from now on the client reconnects by itself until disconnect(). */
+  connect(): void {
+    if (this.#state === "closed") throw new Error("this Switchboard was disconnected; create a new one");
+    if (this.#started) return;
+    this.#started = true;
+    void this.#attempt();
+  }
+
+  /** Final: closes the connection, stops reconnecting, rejects pending publishes with code `closed`. */
+  disconnect(): void {
+    if (this.#state === "closed") return;
+    const ws = this.#ws;
+    this.#lose();
+    if (ws) abandon(ws, true);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    for (const t of [...this.#channels.values()]) t.unsubscribe();
+    this.#setState("closed");
+    this.#publishes.rejectAll(new SwitchboardClientError("closed", "disconnect() was called"));
+  }
+
+  /**
+   * Subscribes (now if connected, else on connecting) and on every reconnection resumes from the last offset
+   * received. One subscription per channel: unsubscribe before subscribing again.
+   */
+  subscribe(channel: string, options: SubscribeOptions): Subscription {
+    if (this.#state === "closed") throw new Error("this Switchboard was disconnected; create a new one");
+    if (this.#channels.has(channel)) throw new Error(`already subscribed to ${channel}; unsubscribe first`);
+    const tracker = new ChannelTracker(
+      channel,
+      options,
+      (t, tellServer) => this.#left(t, tellServer),
+      (err) => this.#callbackFailed(err),
+    );
+    this.#channels.set(channel, tracker);
+    if (this.#live) this.#sendSubscribe(tracker);
+    return tracker;
+  }
+
+  /**
+   * Publishes (`--publish-namespaces` decides where clients may) and resolves once the server sequenced it.
+   * Sent again after a reconnect or a retryable error, always with the same idempotency key, so the server
+   * delivers it once; rejects with the server's code when refused, `timeout` after publishTimeoutMs.
+   */
+  publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    if (this.#state === "closed") {
+      return Promise.reject(new SwitchboardClientError("closed", "disconnect() was called"));
+    }
+    return this.#publishes.add(channel, data, options.idempotencyKey ?? randomKey());
+  }
+
+  async #attempt(): Promise<void> {
+    this.#retryTimer = null;
+    this.#setState("connecting");
+    let ws: WebSocketLike;
+    try {
+      const base = typeof this.#url === "function" ? this.#url() : this.#url;
+      const token = this.#o.getToken ? await this.#o.getToken() : this.#o.token;
+      // disconnect() from a state listener or while the token was fetched
+      if (this.#state === "closed") return;
+      ws = new this.#WebSocket(withToken(base, token));
+    } catch (err) {
+      if (this.#state === "closed") return;
+      this.#events.emit("error", toError(err));
+      this.#setState("disconnected");
+      this.#retryIn(this.#backoff(this.#failures++));
+      return;
+    }
+    this.#ws = ws;
+    this.#serverDelayMs = null;
+    ws.onopen = () => this.#opened(ws);
+    ws.onmessage = (event) => this.#received(ws, event.data);
+    ws.onclose = (event) => this.#closed(ws, event.code);
+    ws.onerror = (event) =>
+      this.#events.emit("error", new SwitchboardClientError("socket_error", errorEventMessage(event)));
+    this.#openTimer = setTimeout(
+      () => this.#giveUp("the WebSocket did not open in time"),
+      this.#o.heartbeatTimeoutMs,
+    );
+  }
+
+  #opened(ws: WebSocketLike): void {
+    if (ws !== this.#ws) return;
+    if (this.#openTimer) clearTimeout(this.#openTimer);
+    this.#openTimer = null;
+    this.#live = true;
+    this.#heartbeat.start();
+    // Subscribes go first, then what waits to be published; the state event comes after, so a listener that
+    // subscribes from it is not sent twice.
+    for (const tracker of this.#channels.values()) {
+      this.#awaiting.add(tracker);
+      this.#sendSubscribe(tracker);
+    }
+    this.#publishes.flush();
+    this.#setState("connected");
+    this.#checkGood();
+  }
+
+  #received(ws: WebSocketLike, data: unknown): void {
+    if (ws !== this.#ws) return;
+    this.#heartbeat.heard();
+    const frame = parseServerFrame(data);
+    if (!frame) return;
+    switch (frame.type) {
+      case "message":
+        this.#channels.get(frame.channel)?.message(frame.data, frame.offset);
+        return;
+      case "ack": {
+        const pending = this.#takeReply(frame.id);
+        if (pending?.kind === "subscribe") {
+          pending.tracker.subscribed(frame);
+          this.#answered(pending.tracker);
+        } else if (pending?.kind === "publish") {
+          this.#publishes.acked(pending.publish, frame);
+        }
+        return;
+      }
+      case "error":
+        return this.#serverError(frame);
+      case "reconnect":
+        // The server drains this worker; close 1012 follows. Come back after exactly the delay it chose.
+        this.#serverDelayMs = Math.max(0, Number(frame.delayMs) || 0);
+        return;
+      // A later server version sends {"type":"refresh"} before the token expires: answer it here (send a
+      // {"type":"refresh","token"} from getToken()).
+      case "pong":
+        return;
+    }
+  }
+
+  #serverError(frame: ErrorFrame): void {
+    const pending = this.#takeReply(frame.id);
+    if (pending?.kind === "publish") {
+      this.#publishes.failed(pending.publish, frame.code, frame.message);
+      return;
+    }
+    if (pending?.kind === "subscribe") {
+      const tracker = pending.tracker;
+      if (frame.code === "history_gap") {
+        this.#gap(tracker, frame, true);
+        this.#answered(tracker);
+      } else if (isRetryable(frame.code)) {
+        this.#retrySubscribe(tracker);
+      } else {
+        const err = new SwitchboardClientError(frame.code, `subscribe ${tracker.channel}: ${frame.message}`);
+        tracker.failed(err);
+        this.#events.emit("error", err);
+      }
+      return;
+    }
+    if (frame.id === undefined && frame.code === "history_gap" && frame.channel !== undefined) {
+      const tracker = this.#channels.get(frame.channel);
+      if (tracker) this.#gap(tracker, frame, false);
+      return;
+    }
+    this.#events.emit("error", new SwitchboardClientError(frame.code, frame.message));
+  }
+
+  #gap(tracker: ChannelTracker, frame: ErrorFrame, solicited: boolean): void {
+    const gap = tracker.gap(frame, solicited);
+    if (gap) this.#events.emit("gap", gap);
+  }
+
+  #closed(ws: WebSocketLike, code: number): void {
+    if (ws !== this.#ws) return;
+    this.#lose();
+    abandon(ws, false);
+    if (this.#state === "closed") return;
+    let delayMs: number;
+    if (this.#serverDelayMs !== null) {
+      delayMs = this.#serverDelayMs;
+    } else if (code === CLOSE_TOKEN_EXPIRED && !this.#refreshedOnExpiry) {
+      // The token expired: getToken() runs before the next attempt, so come back at once (once; a token that
+      // keeps failing backs off like any other loss).
+      this.#refreshedOnExpiry = true;
+      delayMs = 0;
+    } else {
+      delayMs = this.#backoff(this.#failures++);
+    }
+    this.#setState("disconnected");
+    this.#retryIn(delayMs);
+  }
+
+  /** The link is dead (or never opened): drop it without waiting for a closing handshake, then reconnect. */
+  #giveUp(why: string): void {
+    const ws = this.#ws;
+    if (!ws) return;
+    this.#events.emit("error", new SwitchboardClientError("timeout", why));
+    this.#closed(ws, CLOSE_ABNORMAL);
+  }
+
+  /** Forgets everything tied to the current socket; what was in flight goes again on the next one. */
+  #lose(): void {
+    this.#ws = null;
+    this.#live = false;
+    this.#heartbeat.stop();
+    if (this.#openTimer) clearTimeout(this.#openTimer);
+    this.#openTimer = null;
+    this.#replies = new Map();
+    this.#awaiting = new Set();
+    for (const t of this.#channels.values()) {
+      if (t.retryTimer) clearTimeout(t.retryTimer);
+      t.retryTimer = null;
+    }
+    this.#publishes.connectionLost();
+  }
+
+  #retryIn(delayMs: number): void {
+    if (this.#state === "closed") return; // a listener of the last state change called disconnect()
+    this.#retryTimer = setTimeout(() => void this.#attempt(), delayMs);
+  }
+
+  #backoff(attempt: number): number {
+    return backoffDelay(attempt, this.#o.minReconnectDelayMs, this.#o.maxReconnectDelayMs, this.#o.random);
+  }
+
+  #sendSubscribe(tracker: ChannelTracker): void {
+    const id = this.#nextId++;
+    this.#replies.set(id, { kind: "subscribe", tracker });
+    this.#send({ type: "subscribe", channel: tracker.channel, id, ...tracker.resume() });
+  }
+
+  /** unavailable / rate_limited / internal: the same subscribe again after a backoff, on this socket. */
+  #retrySubscribe(tracker: ChannelTracker): void {
+    if (tracker.retryTimer) clearTimeout(tracker.retryTimer);
+    tracker.retryTimer = setTimeout(
+      () => {
+        tracker.retryTimer = null;
+        if (tracker.active && this.#live) this.#sendSubscribe(tracker);
+      },
+      this.#backoff(tracker.retries++),
+    );
+  }
+
+  #sendPublish(p: PendingPublish): boolean {
+    if (!this.#live) return false;
+    const id = this.#nextId++;
+    this.#replies.set(id, { kind: "publish", publish: p });
+    this.#send({ type: "publish", channel: p.channel, data: p.data, id, idempotencyKey: p.idempotencyKey });
+    return true;
+  }
+
+  #left(tracker: ChannelTracker, tellServer: boolean): void {
+    if (this.#channels.get(tracker.channel) !== tracker) return;
+    this.#channels.delete(tracker.channel);
+    if (tellServer && this.#live)
+      this.#send({ type: "unsubscribe", channel: tracker.channel, id: this.#nextId++ });
+    this.#answered(tracker);
+  }
+
+  /** A subscribe sent at open got its final answer; when all have, the backoff starts over. */
+  #answered(tracker: ChannelTracker): void {
+    if (this.#awaiting.delete(tracker)) this.#checkGood();
+  }
+
+  #checkGood(): void {
+    if (!this.#live || this.#awaiting.size > 0) return;
+    this.#failures = 0;
+    this.#refreshedOnExpiry = false;
+  }
+
+  #takeReply(id: RequestId | undefined): Pending | undefined {
+    if (id === undefined) return undefined;
+    const pending = this.#replies.get(id);
+    this.#replies.delete(id);
+    return pending;
+  }
+
+  #send(frame: ClientFrame): void {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    try {
+      ws.send(JSON.stringify(frame));
+    } catch (err) {
+      // A socket that closes under us: its close event follows and everything goes again on the next one.
+      this.#events.emit("error", toError(err));
+    }
+  }
+
+  #setState(next: ConnectionState): void {
+    const previous = this.#state;
+    if (previous === next) return;
+    this.#state = next;
+    this.#events.emit("state", next, previous);
+  }
+
+  /** An app callback threw: reported on "error" (or the console when nobody listens); the SDK goes on. */
+  #callbackFailed(err: Error): void {
+    if (this.#events.has("error")) this.#events.emit("error", err);
+    else console.error("switchboard: a subscription callback threw", err);
+  }
+}
