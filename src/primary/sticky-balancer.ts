@@ -38,11 +38,13 @@ const HEAD_END = Buffer.from("\r\n\r\n");
 
 type Handle = { reading?: boolean; readStop?: () => number };
 
-type PendingHandle = { handle?: { close?: () => void } | null };
+type PendingHandle = { handle?: { close?: () => void; destroy?: () => void } | null };
 
 /**
- * Node keeps a sent socket's fd open in the primary until the worker acknowledges it. A worker that dies
- * before it does would leave that client hanging forever: close what it never took.
+ * Node keeps a sent socket's fd open in the primary until the worker acknowledges it, and queues the sockets sent
+ * meanwhile. A worker that dies before it takes them would leave those clients hanging: close what it never took.
+ * Node closes the one in flight itself when the channel goes; the queued ones are still net.Sockets (destroy),
+ * the one in flight a raw handle (close).
  */
 function closeUndeliveredHandles(worker: Worker): void {
   const cp = worker.process as unknown as {
@@ -50,7 +52,11 @@ function closeUndeliveredHandles(worker: Worker): void {
     _handleQueue?: PendingHandle[] | null;
   };
   cp._pendingMessage?.handle?.close?.();
-  for (const queued of cp._handleQueue ?? []) queued.handle?.close?.();
+  for (const queued of cp._handleQueue ?? []) {
+    const handle = queued.handle;
+    if (typeof handle?.destroy === "function") handle.destroy();
+    else handle?.close?.();
+  }
 }
 
 /**

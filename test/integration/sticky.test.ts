@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Agent } from "node:http";
 import { after, before, describe, it } from "node:test";
+import WebSocket from "ws";
 import { RawClient, SioClient } from "../helpers/clients.js";
 import { request } from "../helpers/http.js";
 import { type ServerProcess, startServer, until } from "../helpers/server.js";
@@ -124,5 +125,54 @@ describe("sticky distribution (the faults of @socket.io/sticky, each checked)", 
     } finally {
       await one.stop();
     }
+  });
+
+  it("closes every connection a dying worker never took instead of leaving it hanging", async () => {
+    const two = await startServer(["--workers", "2"]);
+    const outcome = { opened: 0, refused: 0, cut: 0, hung: 0 };
+    const pending = new Set<Promise<void>>();
+    // A steady stream of connection attempts while workers are killed: each must open, get an HTTP answer, or
+    // be closed; none may be left waiting (Node queues sockets sent to a worker that has not yet acknowledged
+    // the previous one, and those queued for a worker that dies must be closed by the primary).
+    const attempt = () => {
+      const p = new Promise<void>((resolve) => {
+        const ws = new WebSocket(two.wsUrl);
+        const finish = (kind: keyof typeof outcome) => {
+          clearTimeout(timer);
+          outcome[kind] += 1;
+          ws.terminate();
+          resolve();
+        };
+        const timer = setTimeout(() => finish("hung"), 5000);
+        ws.on("open", () => finish("opened"));
+        ws.on("unexpected-response", () => finish("refused"));
+        ws.on("error", () => {});
+        ws.on("close", () => finish("cut"));
+      });
+      pending.add(p);
+      void p.then(() => pending.delete(p));
+    };
+    const loop = setInterval(() => {
+      for (let i = 0; i < 4; i++) attempt();
+    }, 10);
+    try {
+      for (let kill = 0; kill < 6; kill++) {
+        const ready = (await two.status()).workers.filter((w) => w.state === "ready");
+        if (ready[0]) process.kill(ready[0].pid, "SIGKILL");
+        await until(
+          async () => (await two.status()).workers.some((w) => w.state === "ready"),
+          10_000,
+          "a ready worker",
+        );
+        await until(() => outcome.opened > 50 * (kill + 1), 10_000, "connections opening again");
+      }
+    } finally {
+      clearInterval(loop);
+      await Promise.all(pending);
+      await two.stop();
+    }
+    console.log(`connections while killing workers: ${JSON.stringify(outcome)}`);
+    assert.equal(outcome.hung, 0, JSON.stringify(outcome));
+    assert.ok(outcome.cut + outcome.refused > 0, "the kills did cut or refuse some");
   });
 });
