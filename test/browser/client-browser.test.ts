@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium, requireBrowserSetup, type StaticSite, serveClient } from "../helpers/browser.js";
-import { type ServerProcess, sleep, startServer, until } from "../helpers/server.js";
+import { publishOnce, type ServerProcess, sleep, startServer, until } from "../helpers/server.js";
 
 /**
  * The page an app would write: it imports the SDK as an ES module and uses the browser's own WebSocket (no
@@ -60,24 +60,6 @@ type SdkWindow = {
 };
 
 const pageLog = (page: Page) => page.evaluate(() => (globalThis as unknown as SdkWindow).sdk.log);
-
-async function publishOnce(server: ServerProcess, channel: string, n: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const res = await fetch(`${server.url}/api/publish`, {
-        method: "POST",
-        body: JSON.stringify({ channel, data: n, idempotencyKey: `${channel}-${n}` }),
-      });
-      await res.text();
-      if (res.status === 200) return;
-    } catch {
-      // A worker going away mid-request during the reload: the same key again.
-    }
-    if (Date.now() > deadline) throw new Error(`publish ${n} not accepted within 30 s`);
-    await sleep(50);
-  }
-}
 
 describe("client SDK in headless chromium", () => {
   let browser: Browser;

@@ -166,3 +166,25 @@ export async function until<T>(
     await sleep(everyMs);
   }
 }
+
+/**
+ * Publishes one numbered message over HTTP until it is accepted (30 s at most). The idempotency key makes retries
+ * safe: a worker going away mid-request is answered by sending the same key again.
+ */
+export async function publishOnce(server: ServerProcess, channel: string, n: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${server.url}/api/publish`, {
+        method: "POST",
+        body: JSON.stringify({ channel, data: n, idempotencyKey: `${channel}-${n}` }),
+      });
+      const body = await res.text();
+      if (res.status === 200) return;
+      if (Date.now() > deadline) throw new Error(`publish ${n} answered ${res.status}: ${body}`);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    await sleep(50);
+  }
+}

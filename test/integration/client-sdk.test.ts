@@ -10,7 +10,7 @@ import {
   Switchboard,
   type SwitchboardOptions,
 } from "../../src/client/index.js";
-import { type ServerProcess, sleep, startServer, until } from "../helpers/server.js";
+import { publishOnce, type ServerProcess, sleep, startServer, until } from "../helpers/server.js";
 
 /** Quick reconnects keep the test short; the logic is the same as with the defaults. */
 const FAST: SwitchboardOptions = { WebSocket, minReconnectDelayMs: 100, maxReconnectDelayMs: 1000 };
@@ -36,25 +36,6 @@ function sdkClient(url: string | (() => string), channel: string) {
   /** Connections lost so far (each "connected" after the first is a reconnection). */
   const reconnections = () => states.filter((s) => s === "connected").length - 1;
   return { sb, sub, received, offsets, subscribed, gaps, states, reconnections };
-}
-
-/** Publishes one numbered message over HTTP until it is accepted; the idempotency key makes retries safe. */
-async function publishOnce(server: ServerProcess, channel: string, n: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const res = await fetch(`${server.url}/api/publish`, {
-        method: "POST",
-        body: JSON.stringify({ channel, data: n, idempotencyKey: `${channel}-${n}` }),
-      });
-      const body = await res.text();
-      if (res.status === 200) return;
-      if (Date.now() > deadline) throw new Error(`publish ${n} answered ${res.status}: ${body}`);
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-    }
-    await sleep(50);
-  }
 }
 
 /** A publisher sending 1, 2, 3, … on a channel, one every `everyMs`, until stopped. */
