@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from "node:os";
 
-export const SCENARIOS = ["A", "B", "C", "D", "E", "F", "G"] as const;
+export const SCENARIOS = ["A", "B", "C", "D", "E", "F", "G", "H"] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 export const SERVERS = ["switchboard", "baseline", "ws"] as const;
 export type ServerName = (typeof SERVERS)[number];
@@ -45,6 +45,9 @@ export interface BenchConfig {
   clientProcesses: number;
   /** Keep-alive connections for E. */
   publishConnections: number;
+  /** SDK clients in H (recovery across a promote), and its publish rate (messages/s, one per request). */
+  recoveryClients: number;
+  recoveryRate: number;
   settleMs: number;
   /**
    * A's pause before reading RSS with the connections open: long enough for V8's memory reducer (which runs
@@ -76,6 +79,8 @@ const DEFAULTS: BenchConfig = {
   concurrency: 500,
   clientProcesses: 2,
   publishConnections: 16,
+  recoveryClients: 1000,
+  recoveryRate: 50,
   settleMs: 2000,
   idleSettleMs: 30_000,
   outDir: "bench-results",
@@ -95,6 +100,7 @@ const SMOKE: Partial<BenchConfig> = {
   scaleWorkers: 2,
   concurrency: 50,
   publishConnections: 4,
+  recoveryClients: 50,
   settleMs: 200,
   idleSettleMs: 200,
   // One worker and one client process: the smoke run checks that everything works, cheaply.
@@ -103,8 +109,9 @@ const SMOKE: Partial<BenchConfig> = {
 };
 
 export const USAGE = `Usage: bench [flags]
-  --scenarios A,B,C,D,E[,F,G] scenarios to run (F, the 100k scale run, is opt-in)   default A,B,C,D,E
+  --scenarios A,B,C,D,E[,F,G,H] scenarios to run (F, the 100k scale run, is opt-in) default A,B,C,D,E
                               (G, cross-host via a local redis-server, is opt-in)
+                              (H, recovery across a blue/green promote via redis-server, is opt-in)
   --servers LIST              switchboard,baseline,ws                               default all three
   --protocols LIST            Switchboard protocols to drive: ws,sio                default ws,sio
   --connections N             connections for A–D                                   default 10000
@@ -117,6 +124,8 @@ export const USAGE = `Usage: bench [flags]
   --concurrency N             handshakes in flight                                  default 500
   --client-processes N        minimum load-client processes                         default 2
   --stop-after-fail N         stop stepping after N unsustained steps               default 1
+  --recovery-clients N        SDK clients for H                                     default 1000
+  --recovery-rate R           publishes per second during H's promote               default 50
   --out DIR                   results directory                                     default bench-results
   --source auto|dist|ts       run servers from dist/ or TypeScript (auto: dist when fresh)
   --switchboard-args "…"      extra flags for \`switchboard start\`
@@ -214,6 +223,14 @@ export function parseBenchArgs(argv: string[]): BenchConfig {
         break;
       case "--stop-after-fail":
         cfg.stopAfterFail = int(flag, v, 1);
+        break;
+      case "--recovery-clients":
+        cfg.recoveryClients = int(flag, v, 1);
+        break;
+      case "--recovery-rate":
+        cfg.recoveryRate = Number(v);
+        if (!(cfg.recoveryRate > 0 && cfg.recoveryRate <= 1000))
+          problems.push(`--recovery-rate: expected messages/s in (0, 1000], got "${v}"`);
         break;
       case "--out":
         cfg.outDir = v;

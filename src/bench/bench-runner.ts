@@ -11,6 +11,7 @@ import { runFanout } from "./scenarios/fanout.js";
 import { runMemory } from "./scenarios/memory.js";
 import type { ScenarioOutcome } from "./scenarios/outcome.js";
 import { runPublishApi } from "./scenarios/publish-api.js";
+import { runRecovery } from "./scenarios/recovery.js";
 import { runScale } from "./scenarios/scale.js";
 import type { RunContext } from "./scenarios/session.js";
 import type { ServerSpec } from "./server-specs.js";
@@ -21,7 +22,7 @@ export interface PlannedRun {
   protocol: RunProtocol;
 }
 
-/** Which combinations run: A–D per protocol a server speaks (Switchboard limited by --protocols), E per server, F and G on Switchboard. */
+/** Which combinations run: A–D per protocol a server speaks (Switchboard limited by --protocols), E per server, F, G and H on Switchboard. */
 export function planRuns(config: BenchConfig, specs: Record<ServerName, ServerSpec>): PlannedRun[] {
   const runs: PlannedRun[] = [];
   for (const scenario of config.scenarios) {
@@ -29,7 +30,7 @@ export function planRuns(config: BenchConfig, specs: Record<ServerName, ServerSp
       const spec = specs[server];
       if (scenario === "E") {
         runs.push({ scenario, server, protocol: "http" });
-      } else if (scenario === "F" || scenario === "G") {
+      } else if (scenario === "F" || scenario === "G" || scenario === "H") {
         if (server === "switchboard") runs.push({ scenario, server, protocol: "ws" });
       } else {
         const protocols =
@@ -71,6 +72,8 @@ function execute(ctx: RunContext, run: PlannedRun): Promise<ScenarioOutcome> {
       return runScale(ctx);
     case "G":
       return runCrossHost(ctx);
+    case "H":
+      return runRecovery(ctx);
   }
 }
 

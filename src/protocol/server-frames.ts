@@ -1,4 +1,4 @@
-import type { Gap } from "../bus/bus.js";
+import type { Gap, Published } from "../bus/bus.js";
 import type { ErrorCode } from "../errors.js";
 import type { RequestId } from "./client-message.js";
 
@@ -65,4 +65,11 @@ export function lostGap(offset: number): Gap {
     reason: "messages_lost",
     message: `messages of this channel may not have reached this connection; its position is now offset ${offset}`,
   };
+}
+
+/** What a publish's answer carries, on every path (raw ack, Socket.IO ack, HTTP): `duplicate` only when true. */
+export function publishedFields(r: Published): { offset: number; epoch: string; duplicate?: true } {
+  return r.duplicate
+    ? { offset: r.offset, epoch: r.epoch, duplicate: true }
+    : { offset: r.offset, epoch: r.epoch };
 }

@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server as IoServer } from "socket.io";
+import type { Published } from "../bus/bus.js";
 import type { Config } from "../config.js";
 import { httpStatusOf, SwitchboardError } from "../errors.js";
 import type { OutgoingMessage } from "../ipc.js";
 import type { Logger } from "../log.js";
 import { checkedChannel, encodedData, idempotencyKeyProblem } from "../protocol/client-message.js";
+import { publishedFields } from "../protocol/server-frames.js";
 import { checkApiAccess } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { WorkerCounters } from "./worker-counters.js";
@@ -69,8 +71,7 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
     const results = await d.bus.publish(messages);
     if (batch)
       return { ok: true, offsets: results.map((r) => r.offset), epochs: results.map((r) => r.epoch) };
-    const [r] = results as [(typeof results)[number]];
-    return { ok: true, offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) };
+    return { ok: true, ...publishedFields(results[0] as Published) };
   }
 
   function toMessage(m: unknown, where: string): OutgoingMessage {

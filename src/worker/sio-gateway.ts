@@ -4,7 +4,7 @@ import { Server, type Socket } from "socket.io";
 import type { ErrorCode } from "../errors.js";
 import type { HistoryEntry } from "../ipc.js";
 import { isParseFailure, toClientMessage } from "../protocol/client-message.js";
-import { lostGap } from "../protocol/server-frames.js";
+import { lostGap, publishedFields } from "../protocol/server-frames.js";
 import { type Claims, tokenOf } from "./auth.js";
 import { ClientMember } from "./client-member.js";
 import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
@@ -157,8 +157,7 @@ export class SioGateway {
         return this.#publish(
           member.claims,
           msg,
-          (r) =>
-            ack({ ok: true, offset: r.offset, epoch: r.epoch, ...(r.duplicate ? { duplicate: true } : {}) }),
+          (r) => ack({ ok: true, ...publishedFields(r) }),
           (err) => this.#fail(ack, err.code, err.message),
         );
     }

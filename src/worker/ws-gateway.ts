@@ -19,6 +19,7 @@ import {
   lostGap,
   messageText,
   pongText,
+  publishedFields,
   reconnectText,
 } from "../protocol/server-frames.js";
 import { type Claims, tokenOf } from "./auth.js";
@@ -154,12 +155,7 @@ export class WsGateway {
         return this.#publish(
           conn.claims,
           msg,
-          (r) =>
-            this.#ack(conn, msg.id, {
-              offset: r.offset,
-              epoch: r.epoch,
-              ...(r.duplicate ? { duplicate: true } : {}),
-            }),
+          (r) => this.#ack(conn, msg.id, publishedFields(r)),
           (err) => this.#error(conn, err.code, err.message, msg.id),
         );
     }

@@ -32,6 +32,8 @@ const SCENARIO_FIGURES: Record<ScenarioId, FigureDef[]> = {
   ],
   // G compares hosts, not servers: its own table (cross-host-table.ts).
   G: [],
+  // H compares a resuming client with one that does not, across a promote: its own table (recovery-table.ts).
+  H: [],
 };
 
 function fanoutFigures(): FigureDef[] {
