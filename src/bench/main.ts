@@ -53,6 +53,7 @@ export async function runBench(argv: string[]): Promise<number> {
   progress.log(
     `scenarios ${config.scenarios.join(",")} on ${config.servers.join(", ")}; ${config.connections} connections` +
       (config.scenarios.includes("F") ? ` (F: ${config.scaleConnections})` : "") +
+      (config.scenarios.includes("H") ? ` (H: ${config.recoveryClients} SDK clients)` : "") +
       `, ${config.durationS} s steps${config.smoke ? " (smoke)" : ""}; load average ${load0.toFixed(2)}`,
   );
   if (load0 > 1) progress.log("other processes keep this machine busy: figures will be noisy");

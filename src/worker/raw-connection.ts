@@ -70,7 +70,8 @@ export class RawConnection extends ClientMember {
     this.#held.set(channel, { frames: [], bytes: 0 });
     const chunkBytes = Math.max(16 * 1024, Math.floor(maxBufferedBytes / 4));
     let i = 0;
-    while (i < frames.length && !this.closed) {
+    // Stops early when the connection closes or leaves the channel (an unsubscribe drops what is held, too).
+    while (i < frames.length && !this.closed && this.channels.has(channel)) {
       let chunk = 0;
       while (i < frames.length && (chunk === 0 || chunk + (frames[i] as Buffer).length <= chunkBytes)) {
         const frame = frames[i++] as Buffer;
@@ -83,7 +84,7 @@ export class RawConnection extends ClientMember {
     const held = this.#held.get(channel)?.frames ?? [];
     this.#held.delete(channel);
     if (this.#held.size === 0) this.#held = null;
-    for (const frame of held) this.send(frame, maxBufferedBytes);
+    if (this.channels.has(channel)) for (const frame of held) this.send(frame, maxBufferedBytes);
   }
 
   /** Resolves once the socket has no write it asked to wait for (or closed). */
