@@ -56,6 +56,7 @@ export const errorCodes = {
   },
   unavailable: { http: 503, close: null, doc: "The server is starting or draining, or no worker is live." },
   not_found: { http: 404, close: null, doc: "No such HTTP route." },
+  headers_too_large: { http: 431, close: null, doc: "The request's headers exceed 16 KiB." },
   internal: { http: 500, close: 1011, doc: "An unexpected server fault; it is logged." },
 } as const satisfies Record<string, { http: number; close: number | null; doc: string }>;
 
@@ -73,6 +74,9 @@ export class SwitchboardError extends Error {
   }
 }
 
-export function httpStatusOf(code: ErrorCode): number {
-  return errorCodes[code].http;
+export type ErrorBody = { error: { code: ErrorCode; message: string } };
+
+/** An error as every answer carries it (HTTP bodies, refused upgrades, acks), with its status from the table. */
+export function errorReply(code: ErrorCode, message: string): { status: number; body: ErrorBody } {
+  return { status: errorCodes[code].http, body: { error: { code, message } } };
 }

@@ -1,4 +1,5 @@
 import type { JoinReply, Published } from "./bus/bus.js";
+import type { Readiness } from "./readiness.js";
 
 /**
  * Messages between the primary and its workers (node:cluster IPC, advanced serialization).
@@ -41,6 +42,8 @@ export type WorkerStats = {
   slowConsumers: number;
   errors: Record<string, number>;
   rssBytes: number;
+  /** When the worker took these figures (ms since the epoch): a reader can wait for a report newer than an event. */
+  at: number;
 };
 
 export type ToPrimary =
@@ -49,7 +52,9 @@ export type ToPrimary =
 
 export type ToWorker =
   | { tag: typeof IPC_TAG; kind: "down"; events: DownEvent[] }
-  | { tag: typeof IPC_TAG; kind: "drain"; windowMs: number; deadlineMs: number; reason: string };
+  | { tag: typeof IPC_TAG; kind: "drain"; windowMs: number; deadlineMs: number; reason: string }
+  /** What /health and /ready answer now (the primary's view), for requests on kept-alive connections. */
+  | { tag: typeof IPC_TAG; kind: "readiness"; readiness: Readiness };
 
 export function isSwitchboardMessage<T extends { tag: string }>(m: unknown): m is T {
   return typeof m === "object" && m !== null && (m as { tag?: unknown }).tag === IPC_TAG;

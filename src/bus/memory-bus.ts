@@ -8,7 +8,7 @@ import { joinReply, needsHistory } from "./join-reply.js";
 /** Buckets of forgotten-channel generations (see #epochFor): 64 Ki × 4 bytes. */
 const GENERATION_BUCKETS = 65_536;
 
-type ChannelState = {
+type MemoryChannel = {
   readonly name: string;
   readonly epoch: string;
   offset: number;
@@ -41,9 +41,9 @@ export class MemoryBus implements Bus {
   readonly #namespaces: Namespaces;
   readonly #maxBytes: number;
   readonly #now: () => number;
-  readonly #channels = new Map<string, ChannelState>();
+  readonly #channels = new Map<string, MemoryChannel>();
   /** Channels with history, least recently published first (re-inserted on each publish). */
-  readonly #withHistory = new Map<string, ChannelState>();
+  readonly #withHistory = new Map<string, MemoryChannel>();
   readonly #generations = new Uint32Array(GENERATION_BUCKETS);
   readonly #processEpoch = randomBytes(4).toString("base64url");
   readonly #idempotency: IdempotencyCache;
@@ -127,7 +127,7 @@ export class MemoryBus implements Bus {
     };
   }
 
-  #state(channel: string): ChannelState {
+  #state(channel: string): MemoryChannel {
     let s = this.#channels.get(channel);
     if (!s) {
       s = {
@@ -144,7 +144,7 @@ export class MemoryBus implements Bus {
     return s;
   }
 
-  #record(s: ChannelState, dataJson: string): void {
+  #record(s: MemoryChannel, dataJson: string): void {
     const size = s.policy.historySize;
     if (size === 0) return;
     s.ring ??= new HistoryRing(size);
@@ -159,9 +159,9 @@ export class MemoryBus implements Bus {
   }
 
   /** Over the host-wide cap: drop whole histories, least recently published first; trim the newest one last. */
-  #enforceBudget(current: ChannelState): void {
+  #enforceBudget(current: MemoryChannel): void {
     while (this.#historyBytes > this.#maxBytes) {
-      const oldest = this.#withHistory.values().next().value as ChannelState;
+      const oldest = this.#withHistory.values().next().value as MemoryChannel;
       if (oldest !== current) {
         this.#dropHistory(oldest, true);
         continue;
@@ -177,7 +177,7 @@ export class MemoryBus implements Bus {
     }
   }
 
-  #dropHistory(s: ChannelState, evicted: boolean): void {
+  #dropHistory(s: MemoryChannel, evicted: boolean): void {
     const ring = s.ring;
     if (ring) {
       this.#historyBytes -= ring.bytes;
@@ -190,7 +190,7 @@ export class MemoryBus implements Bus {
   }
 
   /** Nobody here wants it and nothing is kept: forget it (a numbered one bumps its bucket's generation). */
-  #forgetIfIdle(s: ChannelState): void {
+  #forgetIfIdle(s: MemoryChannel): void {
     if (s.interested || (s.ring !== null && s.ring.length > 0)) return;
     if (this.#channels.get(s.name) !== s) return;
     this.#channels.delete(s.name);

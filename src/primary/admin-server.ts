@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { Bus } from "../bus/bus.js";
+import { errorReply } from "../errors.js";
 import type { WorkerStats } from "../ipc.js";
 import { collectedCounter, collectedGauge } from "./collected-metrics.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
@@ -165,8 +166,9 @@ export class AdminServer {
         res.end(body);
         return;
       }
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ error: { code: "not_found", message: "admin routes: /metrics, /status" } }));
+      const { status, body } = errorReply("not_found", "admin routes: /metrics, /status");
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
     });
   }
 

@@ -7,8 +7,10 @@ import type { Bus } from "../bus/bus.js";
 import { MemoryBus } from "../bus/memory-bus.js";
 import type { RedisBus } from "../bus/redis/redis-bus.js";
 import type { Config } from "../config.js";
+import { IPC_TAG } from "../ipc.js";
 import { createLogger } from "../log.js";
 import { Namespaces } from "../namespaces.js";
+import { answerProbe, type InstancePhase, type Readiness } from "../readiness.js";
 import { AdminServer } from "./admin-server.js";
 import { notifyReady, notifyStopping } from "./readiness-notifier.js";
 import { StickyBalancer } from "./sticky-balancer.js";
@@ -18,12 +20,13 @@ import { WorkerBridge } from "./worker-bridge.js";
 /** History TTLs are enforced at least this often (more often when a namespace's TTL is shorter). */
 const SWEEP_INTERVAL_MS = 30_000;
 
-type Phase = "starting" | "running" | "draining";
+/** How often the primary checks whether the readiness its workers answer with has changed. */
+const READINESS_PUSH_MS = 250;
 
 /** The primary: forks and supervises workers, routes connections to them, sequences messages, serves admin. */
 export async function runPrimary(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, { role: "primary", instance: config.instance });
-  let phase: Phase = "starting";
+  let phase: InstancePhase = "starting";
   const namespaces = new Namespaces(config);
 
   const supervisor: Supervisor = new Supervisor({
@@ -33,6 +36,10 @@ export async function runPrimary(config: Config): Promise<void> {
     log,
     onMessage(info, message) {
       if (message.kind === "up") bridge.apply(info, message.ops);
+      else if (message.kind === "ready") {
+        pushed = "";
+        pushReadiness();
+      }
     },
     onExit(info) {
       bridge.removeWorker(info.worker.id);
@@ -58,17 +65,25 @@ export async function runPrimary(config: Config): Promise<void> {
   }
   bridge.attach(bus);
 
-  const workerCounts = () => {
+  const readiness = (): Readiness => {
     const { ready, retiring, starting, draining } = supervisor.countByState();
-    return { wanted: config.workers, live: ready, retiring, starting, draining };
-  };
-  const readiness = () => {
-    const workers = workerCounts();
-    const status = phase !== "running" ? phase : workers.live > 0 ? "ready" : "no_live_worker";
     return {
-      status: status === "ready" ? 200 : 503,
-      body: { status, workers, crashLoop: supervisor.crashLooping() },
+      instance: config.instance,
+      phase,
+      workers: { wanted: config.workers, live: ready, retiring, starting, draining },
+      crashLoop: supervisor.crashLooping(),
+      redis: redisBus ? redisBus.health() : null,
     };
+  };
+  // Workers answer /health and /ready on kept-alive connections with the primary's snapshot, sent when it changes.
+  let pushed = "";
+  const pushReadiness = () => {
+    const snapshot = readiness();
+    const text = JSON.stringify(snapshot);
+    if (text === pushed) return;
+    pushed = text;
+    for (const w of supervisor.workers)
+      supervisor.send(w, { tag: IPC_TAG, kind: "readiness", readiness: snapshot });
   };
 
   /** The ready worker with the fewest connections, counting those handed over since its last stats report. */
@@ -91,14 +106,7 @@ export async function runPrimary(config: Config): Promise<void> {
     log,
     refusing: () => phase === "draining",
     pickWorker,
-    probe: (path) => {
-      if (path === "/health") {
-        const body = { status: "ok", instance: config.instance, workers: workerCounts() };
-        return { status: 200, body: redisBus ? { ...body, redis: redisBus.health() } : body };
-      }
-      if (path === "/ready") return readiness();
-      return null;
-    },
+    probe: (path) => answerProbe(path, readiness()),
   });
 
   const status = () => ({
@@ -151,6 +159,7 @@ export async function runPrimary(config: Config): Promise<void> {
       process.exit(1);
     }
     phase = "draining";
+    pushReadiness();
     notifyStopping();
     log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, "draining");
     const hardStop = setTimeout(() => {
@@ -178,6 +187,8 @@ export async function runPrimary(config: Config): Promise<void> {
   await supervisor.start();
   if (phase !== "starting") return;
   phase = "running";
+  pushReadiness();
+  setInterval(pushReadiness, READINESS_PUSH_MS).unref();
   log.info({ port, adminPort, workers: config.workers, host: config.host }, "ready");
   notifyReady(log);
 }

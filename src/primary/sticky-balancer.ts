@@ -1,27 +1,10 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Server, Socket } from "node:net";
+import { errorReply } from "../errors.js";
 import { endWithJson } from "../http-reply.js";
 import type { Logger } from "../log.js";
 import { SID_PARAM, workerOfSession } from "../session-id.js";
 
-/**
- * The primary half of @socket.io/sticky, rewritten; workers still run the package's own `setupWorker`, and this
- * speaks its protocol ("sticky:connection" with the socket and its first bytes; the session messages workers send
- * back go unheard: the session id itself names its worker).
- *
- * Why not the package's `setupPrimary` (2.0.1), each fault tested in test/integration/sticky.test.ts:
- * - it sends a Buffer over IPC and the worker `unshift`s it, which only works with advanced serialization
- *   (with Node's default JSON serialization every request hangs up);
- * - it picks among all of `cluster.workers`, including workers still starting and workers draining in a rolling
- *   reload, so connections land where nobody accepts them;
- * - it matches `sid=` anywhere in the headers (a `Cookie: sid=…` routes a new session to a random dead end);
- * - it learns a session's worker from an IPC message that races the client's next request ("Session ID
- *   unknown" under load): here the session id itself names the worker (worker/sticky-worker.ts);
- * - it relays any request with a body through the primary chunk by chunk (slow publish API), where pausing the
- *   socket before the hand-off is enough;
- * - with no live worker it crashes on `undefined.send` (socketio/socket.io-sticky#10, #12) — here it answers 503.
- * Keep-alive reuse across sessions (socketio/socket.io-sticky#8) is handled in the worker (worker/sticky-worker.ts).
- */
 export type BalancerDeps = {
   /** The least-loaded worker that accepts new connections, if any. */
   pickWorker(): Worker | undefined;
@@ -71,6 +54,24 @@ function detachFromServer(socket: Socket): void {
   s._server = null;
 }
 
+/**
+ * The primary half of @socket.io/sticky, rewritten; workers still run the package's own `setupWorker`, and this
+ * speaks its protocol ("sticky:connection" with the socket and its first bytes; the session messages workers send
+ * back go unheard: the session id itself names its worker).
+ *
+ * Why not the package's `setupPrimary` (2.0.1), each fault tested in test/integration/sticky.test.ts:
+ * - it sends a Buffer over IPC and the worker `unshift`s it, which only works with advanced serialization
+ *   (with Node's default JSON serialization every request hangs up);
+ * - it picks among all of `cluster.workers`, including workers still starting and workers draining in a rolling
+ *   reload, so connections land where nobody accepts them;
+ * - it matches `sid=` anywhere in the headers (a `Cookie: sid=…` routes a new session to a random dead end);
+ * - it learns a session's worker from an IPC message that races the client's next request ("Session ID
+ *   unknown" under load): here the session id itself names the worker (worker/sticky-worker.ts);
+ * - it relays any request with a body through the primary chunk by chunk (slow publish API), where pausing the
+ *   socket before the hand-off is enough;
+ * - with no live worker it crashes on `undefined.send` (socketio/socket.io-sticky#10, #12) — here it answers 503.
+ * Keep-alive reuse across sessions (socketio/socket.io-sticky#8) is handled in the worker (worker/sticky-worker.ts).
+ */
 export class StickyBalancer {
   readonly #deps: BalancerDeps;
   /** Connections handed to each worker since its last stats report, to spread a burst of connects. */
@@ -104,11 +105,13 @@ export class StickyBalancer {
       length += chunk.length;
       const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
       const end = head.indexOf(HEAD_END);
-      if (end === -1) {
-        if (length > MAX_HEAD_BYTES)
-          this.#reply(socket, 431, { error: { code: "bad_request", message: "headers too large" } });
-        return;
+      // Too large whether or not its end came in the same read (a worker's parser would refuse it anyway).
+      if (end > MAX_HEAD_BYTES || (end === -1 && length > MAX_HEAD_BYTES)) {
+        socket.off("data", onData);
+        const refusal = errorReply("headers_too_large", `request headers exceed ${MAX_HEAD_BYTES} bytes`);
+        return this.#reply(socket, refusal);
       }
+      if (end === -1) return;
       socket.off("data", onData);
       this.#route(socket, head, head.subarray(0, end).toString("latin1"));
     };
@@ -120,16 +123,12 @@ export class StickyBalancer {
     const target = requestLine.split(" ")[1] ?? "/";
     const path = target.split("?", 1)[0] ?? "/";
     const probe = this.#deps.probe(path);
-    if (probe) return this.#reply(socket, probe.status, probe.body);
-    if (this.#deps.refusing()) {
-      return this.#reply(socket, 503, { error: { code: "unavailable", message: "server is draining" } });
-    }
+    if (probe) return this.#reply(socket, probe);
+    if (this.#deps.refusing()) return this.#reply(socket, errorReply("unavailable", "server is draining"));
     const sid = path.startsWith("/socket.io/") ? SID_PARAM.exec(target)?.[1] : undefined;
     const bound = sid === undefined ? undefined : workerOfSession(sid);
     const worker = (bound !== undefined ? cluster.workers?.[bound] : undefined) ?? this.#deps.pickWorker();
-    if (!worker?.isConnected()) {
-      return this.#reply(socket, 503, { error: { code: "unavailable", message: "no worker is live" } });
-    }
+    if (!worker?.isConnected()) return this.#reply(socket, errorReply("unavailable", "no worker is live"));
     this.#handOff(socket, worker, bytes);
   }
 
@@ -156,9 +155,12 @@ export class StickyBalancer {
     }
   }
 
-  #reply(socket: Socket, status: number, body: unknown): void {
+  #reply(socket: Socket, { status, body }: { status: number; body: unknown }): void {
     socket.removeAllListeners("data");
-    socket.setTimeout(0);
+    // Keep reading what the client still sends (the rest of an oversized head): closing with unread bytes would
+    // reset the connection and could cost the client the answer. Whoever does not close in time is cut off.
+    socket.resume();
+    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy());
     endWithJson(socket, status, body);
   }
 }

@@ -1,8 +1,8 @@
 import cluster, { type Worker } from "node:cluster";
+import { RestartBackoff } from "../backoff.js";
 import { IPC_TAG, isSwitchboardMessage, type ToPrimary, type ToWorker, type WorkerStats } from "../ipc.js";
 import type { Logger } from "../log.js";
 import { withNodeFlags } from "../node-flags.js";
-import { RestartBackoff } from "./backoff.js";
 
 /** starting → ready → (retiring: serves its clients, takes no new ones, during a reload) → draining → gone */
 export type WorkerState = "starting" | "ready" | "retiring" | "draining";

@@ -1,6 +1,6 @@
 import { type ErrorCode, SwitchboardError } from "../errors.js";
 
-/** Frames a raw WebSocket client sends (DESIGN.md §4). `id` is echoed on the reply when present. */
+/** Frames a raw WebSocket client sends (docs/protocol.md). `id` is echoed on the reply when present. */
 export type ClientMessage =
   | { type: "subscribe"; channel: string; id?: RequestId; since?: number; epoch?: string }
   | { type: "unsubscribe"; channel: string; id?: RequestId }

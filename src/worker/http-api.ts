@@ -2,11 +2,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Server as IoServer } from "socket.io";
 import type { Published } from "../bus/bus.js";
 import type { Config } from "../config.js";
-import { httpStatusOf, SwitchboardError } from "../errors.js";
+import { errorReply, SwitchboardError } from "../errors.js";
 import type { OutgoingMessage } from "../ipc.js";
 import type { Logger } from "../log.js";
 import { checkedChannel, encodedData, idempotencyKeyProblem } from "../protocol/client-message.js";
 import { publishedFields } from "../protocol/server-frames.js";
+import { answerProbe, type ProbeAnswer, type Readiness } from "../readiness.js";
 import { checkApiAccess } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { WorkerCounters } from "./worker-counters.js";
@@ -18,7 +19,8 @@ export type HttpApiDeps = {
   counters: WorkerCounters;
   /** Raw subscriber count of a channel on this worker (for presence). */
   rawCount(channel: string): number;
-  accepting(): boolean;
+  /** What /health and /ready answer: the primary's latest snapshot. */
+  readiness(): Readiness;
   log: Logger;
 };
 
@@ -27,7 +29,8 @@ export const PRESENCE_EVENT = "switchboard:presence";
 
 /**
  * The worker's HTTP routes on the public port: POST /api/publish, GET /api/presence, POST /api/emit, and
- * /health and /ready for requests that arrive on a kept-alive connection (the primary answers fresh ones).
+ * /health and /ready for requests that arrive on a kept-alive connection (the primary answers fresh ones; both
+ * answer from the same snapshot, readiness.ts).
  */
 export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const bodyLimit = Math.max(1024 * 1024, d.config.maxPayloadBytes * 2);
@@ -39,9 +42,10 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
     const run = async (): Promise<void> => {
       switch (route) {
         case "GET /health":
-          return send(res, 200, { status: "ok" });
-        case "GET /ready":
-          return d.accepting() ? send(res, 200, { status: "ready" }) : send(res, 503, { status: "draining" });
+        case "GET /ready": {
+          const answer = answerProbe(url.pathname, d.readiness()) as ProbeAnswer;
+          return send(res, answer.status, answer.body);
+        }
         case "POST /api/publish":
           checkApiAccess(req, d.config.apiKey);
           return send(res, 200, await publish(await readJson(req, bodyLimit)));
@@ -59,7 +63,8 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
       const e = err instanceof SwitchboardError ? err : new SwitchboardError("internal", "internal error");
       if (!(err instanceof SwitchboardError)) d.log.error({ err }, "HTTP handler failed");
       d.counters.error(e.code);
-      send(res, httpStatusOf(e.code), { error: { code: e.code, message: e.message } });
+      const { status, body } = errorReply(e.code, e.message);
+      send(res, status, body);
     });
   };
 

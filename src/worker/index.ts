@@ -3,6 +3,7 @@ import type { Config } from "../config.js";
 import { IPC_TAG } from "../ipc.js";
 import { createLogger } from "../log.js";
 import { Namespaces } from "../namespaces.js";
+import type { Readiness } from "../readiness.js";
 import { createTokenVerifier } from "./auth.js";
 import { BusClient } from "./bus-client.js";
 import { ChannelRegistry } from "./channel-registry.js";
@@ -21,6 +22,14 @@ const STATS_INTERVAL_MS = 1000;
 export function runWorker(config: Config, workerId: number): void {
   const log = createLogger(config.logLevel, { role: "worker", worker: workerId, instance: config.instance });
   let accepting = true;
+  // The primary's /health and /ready answer, for requests on kept-alive connections (it sends it on every change).
+  let readiness: Readiness = {
+    instance: config.instance,
+    phase: "starting",
+    workers: { wanted: config.workers, live: 0, retiring: 0, starting: 1, draining: 0 },
+    crashLoop: false,
+    redis: null,
+  };
   const bus = new BusClient();
   const registry = new ChannelRegistry<ClientMember>();
   const subscriptions = new Subscriptions(bus, registry, config.maxSubscriptions);
@@ -40,7 +49,7 @@ export function runWorker(config: Config, workerId: number): void {
     io: sio.io,
     counters,
     log,
-    accepting: () => accepting,
+    readiness: () => readiness,
     rawCount: (channel) => registry.rawMembers(channel)?.size ?? 0,
   });
   setupStickyWorker(server, sio.io, workerId);
@@ -55,7 +64,8 @@ export function runWorker(config: Config, workerId: number): void {
     sio.lost(channel, offset, epoch);
   });
   bus.onControl((m) => {
-    if (m.kind === "drain") {
+    if (m.kind === "readiness") readiness = m.readiness;
+    else if (m.kind === "drain") {
       accepting = false;
       void drainWorker(m, server, ws, sio, log).then(() => {
         ws.close();
@@ -74,6 +84,7 @@ export function runWorker(config: Config, workerId: number): void {
       slowConsumers: counters.slowConsumers,
       errors: { ...counters.errors },
       rssBytes: process.memoryUsage.rss(),
+      at: Date.now(),
     });
   }, STATS_INTERVAL_MS).unref();
 

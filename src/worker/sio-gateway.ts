@@ -1,13 +1,14 @@
 import type { Server as HttpServer, IncomingMessage } from "node:http";
 import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
-import type { ErrorCode } from "../errors.js";
+import { type ErrorCode, errorReply } from "../errors.js";
 import type { HistoryEntry } from "../ipc.js";
 import { isParseFailure, toClientMessage } from "../protocol/client-message.js";
 import { lostGap, publishedFields } from "../protocol/server-frames.js";
 import { type Claims, tokenOf } from "./auth.js";
 import { ClientMember } from "./client-member.js";
-import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
+import { type ClientPublish, createClientPublish } from "./client-publish.js";
+import type { GatewayDeps } from "./gateway-deps.js";
 
 /** Engine.IO's socket as we trim it: the request dropped once its token is read. */
 type EngineSocket = { request: (IncomingMessage & { _query?: object }) | null; requestToken?: string };
@@ -43,7 +44,7 @@ class SioMember extends ClientMember {
   }
 }
 
-/** Socket.IO on /socket.io/ (DESIGN.md §5) with @socket.io/cluster-adapter for its own cross-worker features. */
+/** Socket.IO on /socket.io/ (docs/protocol.md) with @socket.io/cluster-adapter for its own cross-worker features. */
 export class SioGateway {
   readonly io: Server;
   readonly #d: GatewayDeps;
@@ -248,7 +249,8 @@ export class SioGateway {
 
   #fail(ack: Ack, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
     this.#d.counters.error(code);
-    ack({ error: { code, message, ...extra } });
+    const { error } = errorReply(code, message).body;
+    ack({ error: { ...error, ...extra } });
   }
 
   /** Socket.IO buffers per socket on its own; a socket whose backlog passes --max-buffered is disconnected. */

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Socket } from "node:net";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import type { Resume } from "../bus/bus.js";
-import { CLOSE_RESTART, type ErrorCode, errorCodes, httpStatusOf } from "../errors.js";
+import { CLOSE_RESTART, type ErrorCode, errorCodes, errorReply } from "../errors.js";
 import { endWithJson } from "../http-reply.js";
 import {
   type ClientMessage,
@@ -24,8 +24,9 @@ import {
 } from "../protocol/server-frames.js";
 import { type Claims, tokenOf } from "./auth.js";
 import type { ClientMember } from "./client-member.js";
+import { type ClientPublish, createClientPublish } from "./client-publish.js";
 import { FrameFlusher } from "./frame-flusher.js";
-import { type ClientPublish, createClientPublish, type GatewayDeps } from "./gateway-deps.js";
+import type { GatewayDeps } from "./gateway-deps.js";
 import { RawConnection } from "./raw-connection.js";
 
 const SLOW_CONSUMER_GRACE_MS = 30_000;
@@ -45,7 +46,7 @@ function markAlive(this: ConnectedWebSocket): void {
 
 export type WsGatewayDeps = GatewayDeps & { accepting(): boolean };
 
-/** The raw JSON protocol on /ws (DESIGN.md §4): upgrade, auth, frames in, frames out, heartbeats, drain. */
+/** The raw JSON protocol on /ws (docs/protocol.md): upgrade, auth, frames in, frames out, heartbeats, drain. */
 export class WsGateway {
   readonly #d: WsGatewayDeps;
   readonly #wss: WebSocketServer;
@@ -266,5 +267,6 @@ export class WsGateway {
 }
 
 function rejectUpgrade(socket: Socket, code: ErrorCode, message: string): void {
-  endWithJson(socket, httpStatusOf(code), { error: { code, message } });
+  const { status, body } = errorReply(code, message);
+  endWithJson(socket, status, body);
 }

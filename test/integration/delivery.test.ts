@@ -103,10 +103,7 @@ describe("delivery across workers", () => {
       assert.equal(ack.ok, true);
     }
     for (const c of [...raw, ...sio]) {
-      const got =
-        c instanceof RawClient
-          ? await c.waitForMessages("chat:room", 20)
-          : await c.waitForMessages("chat:room", 20);
+      const got = await c.waitForMessages("chat:room", 20);
       const data = got.map((m) => m.data as { from: string; i: number });
       for (const from of ["raw", "sio"]) {
         assert.deepEqual(

@@ -3,6 +3,7 @@ import { createHmac } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { RawClient, SioClient } from "../helpers/clients.js";
+import { request } from "../helpers/http.js";
 import { runCli, type ServerProcess, startServer, until } from "../helpers/server.js";
 
 function hs256(payload: Record<string, unknown>, secret: string): string {
@@ -96,6 +97,12 @@ describe("bad input gets a documented error and loses nothing", () => {
     assert.deepEqual(await post("x".repeat(3 * 1024 * 1024)), [413, "too_large"]);
     const notFound = await fetch(`${server.url}/nope`);
     assert.equal(notFound.status, 404);
+    // Headers over 16 KiB are refused by the primary before any worker sees them.
+    const big = await request(server.url, { headers: { "x-padding": "p".repeat(17 * 1024) } }).catch(
+      (err: Error) => ({ status: 0, body: err.message }),
+    );
+    assert.equal(big.status, 431, big.body);
+    assert.equal((JSON.parse(big.body) as { error: { code: string } }).error.code, "headers_too_large");
   });
 
   it("answers Socket.IO errors in the ack", async () => {
@@ -229,7 +236,13 @@ describe("slow consumers", () => {
       const burst = async (expected: number) => {
         for (let i = 0; i < 800; i++) await fetch(`${server.url}/api/publish`, { method: "POST", body });
         await healthy.waitForMessages("firehose", expected, 30_000);
-        await new Promise((r) => setTimeout(r, 1100)); // one stats report
+        // The RSS to compare comes from a stats report taken after the burst.
+        const done = Date.now();
+        await until(
+          async () => (((await server.status()).workers[0]?.stats as { at: number } | null)?.at ?? 0) > done,
+          5000,
+          "a stats report after the burst",
+        );
       };
       // Warm-up with everyone reading: the heap reaches its working size for this traffic.
       await burst(8000);

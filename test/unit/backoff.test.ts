@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RestartBackoff } from "../../src/primary/backoff.js";
+import { RestartBackoff } from "../../src/backoff.js";
 
 describe("RestartBackoff", () => {
   it("doubles the delay with jitter up to the maximum", () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Registry } from "prom-client";
+import { reconnectDelayMs } from "../../backoff.js";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../log.js";
 import type { NamespacePolicy, Namespaces } from "../../namespaces.js";
@@ -11,7 +12,7 @@ import { ChannelOrder } from "./channel-order.js";
 import { type LinkState, RedisLink } from "./redis-link.js";
 import { type RelayCounts, registerRedisMetrics } from "./redis-metrics.js";
 import type { Numbering, RedisNode } from "./redis-node.js";
-import { parseRedisTarget, type RedisTarget, reconnectDelayMs } from "./redis-options.js";
+import { parseRedisTarget, type RedisTarget } from "./redis-options.js";
 import { OutageLog } from "./redis-outage-log.js";
 import { META_TTL_MS, ORIGIN_LENGTH, parseChannelMessage, RedisNames } from "./redis-wire.js";
 import { SioRedisBridge } from "./sio-redis-bridge.js";
@@ -27,7 +28,7 @@ const JOIN_RETRIES = 10;
 /** An own message waits at most this long for an earlier message from another host that may still be coming. */
 const STALL_MS = 250;
 
-type ChannelState = {
+type RelayedChannel = {
   name: string;
   redisChannel: string;
   metaKey: string;
@@ -76,7 +77,7 @@ export class RedisBus implements Bus {
   readonly #origin: string;
   readonly #originBytes: Buffer;
   readonly #sio: SioRedisBridge;
-  readonly #channels = new Map<string, ChannelState>();
+  readonly #channels = new Map<string, RelayedChannel>();
   readonly #counts: RelayCounts = {
     relayed: 0,
     unrelayed: 0,
@@ -263,12 +264,12 @@ export class RedisBus implements Bus {
     };
   }
 
-  #state(channel: string): ChannelState {
+  #state(channel: string): RelayedChannel {
     let st = this.#channels.get(channel);
     if (st) return st;
     const sink = this.#d.sink;
     const counts = this.#counts;
-    const state: ChannelState = {
+    const state: RelayedChannel = {
       name: channel,
       redisChannel: this.#names.messageChannel(channel),
       metaKey: this.#names.metaKey(channel),
@@ -303,7 +304,7 @@ export class RedisBus implements Bus {
   }
 
   /** What a script needs besides the names: this host's view of the numbering, and a fresh epoch if Redis has none. */
-  #numbering(st: ChannelState): Numbering {
+  #numbering(st: RelayedChannel): Numbering {
     this.#epochs += 1;
     return {
       knownEpoch: st.order.knownEpoch,
@@ -317,7 +318,7 @@ export class RedisBus implements Bus {
 
   /** Offsets that never arrived here: read them from the channel's history in Redis. */
   #fill(
-    st: ChannelState,
+    st: RelayedChannel,
     from: number,
     to: number,
     done: (entries: [number, string][] | null) => void,
@@ -332,13 +333,13 @@ export class RedisBus implements Bus {
   }
 
   /** Redis' numbering changed under a live subscription, or this host had to number alone: join again. */
-  #resync(st: ChannelState): void {
+  #resync(st: RelayedChannel): void {
     const node = this.#link.nodeFor(st.redisChannel);
     if (!wanted(st) || !node?.ready) return;
     queueMicrotask(() => this.#join(st, node, 0));
   }
 
-  #hold(st: ChannelState): void {
+  #hold(st: RelayedChannel): void {
     st.order.hold();
     st.joinTimer ??= setTimeout(() => {
       st.joinTimer = null;
@@ -348,13 +349,13 @@ export class RedisBus implements Bus {
     }, JOIN_TIMEOUT_MS);
   }
 
-  #free(st: ChannelState): void {
+  #free(st: RelayedChannel): void {
     st.order.free();
     this.#letIn(st);
     this.#settled(st);
   }
 
-  #letIn(st: ChannelState): void {
+  #letIn(st: RelayedChannel): void {
     if (st.joinTimer) {
       clearTimeout(st.joinTimer);
       st.joinTimer = null;
@@ -381,7 +382,7 @@ export class RedisBus implements Bus {
     }
   }
 
-  #join(st: ChannelState, node: RedisNode, attempt: number): void {
+  #join(st: RelayedChannel, node: RedisNode, attempt: number): void {
     if (st.resyncTimer) {
       clearTimeout(st.resyncTimer);
       st.resyncTimer = null;
@@ -451,7 +452,7 @@ export class RedisBus implements Bus {
   }
 
   /** After the order moved: wait (bounded) for a gap that may still fill, forget idle channels nobody wants. */
-  #settled(st: ChannelState): void {
+  #settled(st: RelayedChannel): void {
     if (st.order.stalled) {
       st.stallTimer ??= setTimeout(() => {
         st.stallTimer = null;
@@ -477,7 +478,7 @@ export class RedisBus implements Bus {
   }
 
   /** The state of a channel this bus tracks, by its Redis channel name. */
-  #stateOf(redisChannel: string): ChannelState | undefined {
+  #stateOf(redisChannel: string): RelayedChannel | undefined {
     const name = this.#names.channelOf(redisChannel);
     return name === null ? undefined : this.#channels.get(name);
   }
@@ -527,6 +528,6 @@ export class RedisBus implements Bus {
 }
 
 /** Someone here subscribes to the channel, or did a moment ago (its subscription lingers). */
-function wanted(st: ChannelState): boolean {
+function wanted(st: RelayedChannel): boolean {
   return st.interested || st.lingerTimer !== null;
 }

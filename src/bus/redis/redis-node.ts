@@ -1,9 +1,9 @@
 import { type ChainableCommander, Redis, type RedisOptions } from "ioredis";
+import { reconnectDelayMs } from "../../backoff.js";
 import type { HistoryEntry } from "../../ipc.js";
 import type { Logger } from "../../log.js";
 import type { Published } from "../bus.js";
 import { keySlot } from "./key-slot.js";
-import { reconnectDelayMs } from "./redis-options.js";
 import { historyId, JOIN_SCRIPT, parseHistory, parsePosition, publishScript } from "./redis-wire.js";
 
 /** Channels per SUBSCRIBE while restoring after a reconnect; each batch is confirmed before the next goes out. */

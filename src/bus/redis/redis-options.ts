@@ -41,9 +41,3 @@ export function parseRedisTarget(urls: string, cluster: boolean): RedisTarget {
       .join(","),
   };
 }
-
-/** Reconnect delay after the n-th failed attempt: 100 ms doubling to 2 s, with jitter so hosts do not stampede. */
-export function reconnectDelayMs(attempt: number): number {
-  const base = Math.min(100 * 2 ** Math.min(attempt - 1, 5), 2000);
-  return Math.round(base * (0.75 + Math.random() * 0.5));
-}

@@ -1,3 +1,8 @@
+/**
+ * Every backoff of the server, in one place: worker restarts (the supervisor) and Redis reconnects and rejoins.
+ * The client SDK has its own (src/client/backoff.ts): it ships to browsers and depends on nothing here.
+ */
+
 export type BackoffOptions = {
   /** First delay, ms. @default 200 */
   baseMs?: number;
@@ -47,4 +52,10 @@ export class RestartBackoff {
   inCrashLoop(now: number): boolean {
     return this.#crashes.filter((t) => now - t < this.#o.crashLoopWindowMs).length >= this.#o.crashLoopCount;
   }
+}
+
+/** Redis reconnect delay after the n-th failed attempt: 100 ms doubling to 2 s, with jitter so hosts do not stampede. */
+export function reconnectDelayMs(attempt: number): number {
+  const base = Math.min(100 * 2 ** Math.min(attempt - 1, 5), 2000);
+  return Math.round(base * (0.75 + Math.random() * 0.5));
 }
