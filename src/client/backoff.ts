@@ -7,3 +7,8 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number, rand
   const ceiling = Math.min(maxMs, minMs * 2 ** Math.max(0, attempt));
   return random() * ceiling;
 }
+
+/** backoffDelay with its bounds bound: the delay for an attempt. */
+export function backoffFor(minMs: number, maxMs: number, random: () => number): (attempt: number) => number {
+  return (attempt) => backoffDelay(attempt, minMs, maxMs, random);
+}

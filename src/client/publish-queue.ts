@@ -21,12 +21,8 @@ export type PendingPublish = {
   reject(err: Error): void;
 };
 
-export type PublishTransport = {
-  /** Sends the publish when connected and returns true; false leaves it queued for the next connection. */
-  send(p: PendingPublish): boolean;
-  backoff(attempt: number): number;
-  timeoutMs: number;
-};
+/** Sends the publish when connected and returns true; false leaves it queued for the next connection. */
+export type SendPublish = (p: PendingPublish) => boolean;
 
 /**
  * Publishes from sending to settling, for both protocols: at-least-once sends with one idempotency key, so the
@@ -35,10 +31,11 @@ export type PublishTransport = {
  */
 export class PublishQueue {
   readonly #pending = new Set<PendingPublish>();
-  readonly #t: PublishTransport;
+  readonly #t: { send: SendPublish; backoff: (attempt: number) => number; timeoutMs: number };
 
-  constructor(transport: PublishTransport) {
-    this.#t = transport;
+  /** `backoff` gives the delay before resending a refused publish; `timeoutMs` bounds each publish. */
+  constructor(send: SendPublish, backoff: (attempt: number) => number, timeoutMs: number) {
+    this.#t = { send, backoff, timeoutMs };
   }
 
   add(channel: string, data: unknown, idempotencyKey: string): Promise<PublishResult> {

@@ -1,4 +1,4 @@
-import { backoffDelay } from "./backoff.js";
+import { backoffFor } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { isRetryable, SwitchboardClientError } from "./errors.js";
 import {
@@ -9,7 +9,8 @@ import {
 } from "./publish-queue.js";
 import { randomKey } from "./random-key.js";
 import {
-  ChannelTracker,
+  type ChannelTracker,
+  ChannelTrackers,
   type Gap,
   type GapReport,
   type Subscription,
@@ -60,12 +61,14 @@ type Reply = {
  */
 export class SocketIOSubscriptions {
   readonly #socket: SocketIOLike;
-  readonly #channels = new Map<string, ChannelTracker>();
+  readonly #channels: ChannelTrackers;
   /** The connection each subscription was last sent on; a subscription already sent on this one is not resent. */
   readonly #sentOn = new WeakMap<ChannelTracker, number>();
   readonly #publishes: PublishQueue;
   readonly #events = new Emitter<SocketIOSubscriptionsEvents>();
   readonly #o: Required<SocketIOSubscriptionsOptions>;
+  /** The retry delay for an attempt (requests the server refused for a passing reason). */
+  readonly #backoff: (attempt: number) => number;
   /** Counts disconnects: replies to a request sent on an earlier connection are stale. */
   #connection = 0;
   #closed = false;
@@ -79,10 +82,7 @@ export class SocketIOSubscriptions {
 
   readonly #onDisconnect = () => {
     this.#connection += 1;
-    for (const tracker of this.#channels.values()) {
-      if (tracker.retryTimer) clearTimeout(tracker.retryTimer);
-      tracker.retryTimer = null;
-    }
+    for (const tracker of this.#channels.values()) tracker.cancelRetry();
     this.#publishes.connectionLost();
   };
 
@@ -99,17 +99,15 @@ export class SocketIOSubscriptions {
 
   constructor(socket: SocketIOLike, options: SocketIOSubscriptionsOptions = {}) {
     this.#socket = socket;
+    this.#channels = new ChannelTrackers(this.#events, (t, tellServer) => this.#left(t, tellServer));
     this.#o = {
       minRetryDelayMs: options.minRetryDelayMs ?? 500,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 20_000,
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       random: options.random ?? Math.random,
     };
-    this.#publishes = new PublishQueue({
-      send: (p) => this.#sendPublish(p),
-      backoff: (attempt) => this.#backoff(attempt),
-      timeoutMs: this.#o.publishTimeoutMs,
-    });
+    this.#backoff = backoffFor(this.#o.minRetryDelayMs, this.#o.maxRetryDelayMs, this.#o.random);
+    this.#publishes = new PublishQueue((p) => this.#sendPublish(p), this.#backoff, this.#o.publishTimeoutMs);
     socket.on("connect", this.#onConnect);
     socket.on("disconnect", this.#onDisconnect);
     socket.on("message", this.#onMessage);
@@ -129,14 +127,7 @@ export class SocketIOSubscriptions {
     options: SubscriptionHandlers & { since?: number; epoch?: string },
   ): Subscription {
     if (this.#closed) throw new Error("this SocketIOSubscriptions was closed");
-    if (this.#channels.has(channel)) throw new Error(`already subscribed to ${channel}; unsubscribe first`);
-    const tracker = new ChannelTracker(
-      channel,
-      options,
-      (t, tellServer) => this.#left(t, tellServer),
-      (err) => this.#callbackFailed(err),
-    );
-    this.#channels.set(channel, tracker);
+    const tracker = this.#channels.add(channel, options);
     if (this.#socket.connected) this.#sendSubscribe(tracker);
     return tracker;
   }
@@ -172,15 +163,9 @@ export class SocketIOSubscriptions {
       } else if (error.code === "history_gap") {
         this.#gap(tracker, error, true);
       } else if (isRetryable(error.code)) {
-        if (tracker.retryTimer) clearTimeout(tracker.retryTimer);
-        tracker.retryTimer = setTimeout(
-          () => {
-            tracker.retryTimer = null;
-            if (tracker.active && this.#socket.connected && connection === this.#connection)
-              this.#sendSubscribe(tracker);
-          },
-          this.#backoff(tracker.retries++),
-        );
+        tracker.retryLater(this.#backoff, () => {
+          if (this.#socket.connected && connection === this.#connection) this.#sendSubscribe(tracker);
+        });
       } else {
         const err = new SwitchboardClientError(error.code, `subscribe ${tracker.channel}: ${error.message}`);
         tracker.failed(err);
@@ -212,17 +197,6 @@ export class SocketIOSubscriptions {
   }
 
   #left(tracker: ChannelTracker, tellServer: boolean): void {
-    if (this.#channels.get(tracker.channel) !== tracker) return;
-    this.#channels.delete(tracker.channel);
     if (tellServer && this.#socket.connected) this.#socket.emit("unsubscribe", tracker.channel, () => {});
-  }
-
-  #backoff(attempt: number): number {
-    return backoffDelay(attempt, this.#o.minRetryDelayMs, this.#o.maxRetryDelayMs, this.#o.random);
-  }
-
-  #callbackFailed(err: Error): void {
-    if (this.#events.has("error")) this.#events.emit("error", err);
-    else console.error("switchboard: a subscription callback threw", err);
   }
 }

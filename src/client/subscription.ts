@@ -60,7 +60,7 @@ export class ChannelTracker implements Subscription {
   readonly #report: (err: Error) => void;
   /** Consecutive retryable refusals of the subscribe; the retry backoff's attempt. */
   retries = 0;
-  retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     channel: string,
@@ -163,10 +163,29 @@ export class ChannelTracker implements Subscription {
     this.#call(() => this.#handlers.onSubscribed?.({ offset, epoch: this.#epoch, recovered }));
   }
 
+  /**
+   * The server refused the subscribe for a passing reason: `again` runs after the backoff `delayFor` gives this
+   * tracker's next attempt (at most one retry waits at a time; a connection loss or leaving cancels it).
+   */
+  retryLater(delayFor: (attempt: number) => number, again: () => void): void {
+    this.cancelRetry();
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryTimer = null;
+        if (this.#active) again();
+      },
+      delayFor(this.retries++),
+    );
+  }
+
+  cancelRetry(): void {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+  }
+
   #deactivate(): void {
     this.#active = false;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.cancelRetry();
   }
 
   #call(fn: () => void): void {
@@ -175,5 +194,51 @@ export class ChannelTracker implements Subscription {
     } catch (err) {
       this.#report(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+}
+
+/** Where a client reports errors (its "error" event). */
+type ErrorSink = { has(event: "error"): boolean; emit(event: "error", err: Error): void };
+
+/**
+ * One client's subscriptions by channel (one per channel), for both protocols. A tracker that leaves is dropped
+ * here before `onLeave` tells the server; a callback that throws is reported on "error" (or the console when
+ * nobody listens) and the SDK goes on.
+ */
+export class ChannelTrackers {
+  readonly #byChannel = new Map<string, ChannelTracker>();
+  readonly #errors: ErrorSink;
+  readonly #onLeave: (tracker: ChannelTracker, tellServer: boolean) => void;
+
+  constructor(errors: ErrorSink, onLeave: (tracker: ChannelTracker, tellServer: boolean) => void) {
+    this.#errors = errors;
+    this.#onLeave = onLeave;
+  }
+
+  add(channel: string, options: SubscribeOptions): ChannelTracker {
+    if (this.#byChannel.has(channel)) throw new Error(`already subscribed to ${channel}; unsubscribe first`);
+    const tracker = new ChannelTracker(
+      channel,
+      options,
+      (t, tellServer) => {
+        if (this.#byChannel.get(t.channel) !== t) return;
+        this.#byChannel.delete(t.channel);
+        this.#onLeave(t, tellServer);
+      },
+      (err) => {
+        if (this.#errors.has("error")) this.#errors.emit("error", err);
+        else console.error("switchboard: a subscription callback threw", err);
+      },
+    );
+    this.#byChannel.set(channel, tracker);
+    return tracker;
+  }
+
+  get(channel: string): ChannelTracker | undefined {
+    return this.#byChannel.get(channel);
+  }
+
+  values(): IterableIterator<ChannelTracker> {
+    return this.#byChannel.values();
   }
 }

@@ -1,4 +1,4 @@
-import { backoffDelay } from "./backoff.js";
+import { backoffFor } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import { isRetryable, SwitchboardClientError, toError } from "./errors.js";
 import { type ClientFrame, type ErrorFrame, parseServerFrame, type RequestId } from "./frames.js";
@@ -10,7 +10,13 @@ import {
   type PublishResult,
 } from "./publish-queue.js";
 import { randomKey } from "./random-key.js";
-import { ChannelTracker, type Gap, type SubscribeOptions, type Subscription } from "./subscription.js";
+import {
+  type ChannelTracker,
+  ChannelTrackers,
+  type Gap,
+  type SubscribeOptions,
+  type Subscription,
+} from "./subscription.js";
 import { withToken } from "./url.js";
 import {
   abandon,
@@ -69,8 +75,10 @@ export class Switchboard {
   readonly #o: Required<Omit<SwitchboardOptions, "token" | "getToken" | "WebSocket">> &
     Pick<SwitchboardOptions, "token" | "getToken">;
   readonly #WebSocket: WebSocketConstructor;
+  /** The reconnect (and retry) delay for an attempt. */
+  readonly #backoff: (attempt: number) => number;
   readonly #events = new Emitter<SwitchboardEvents>();
-  readonly #channels = new Map<string, ChannelTracker>();
+  readonly #channels: ChannelTrackers;
   readonly #publishes: PublishQueue;
   readonly #heartbeat: Heartbeat;
   #state: ConnectionState = "disconnected";
@@ -94,6 +102,7 @@ export class Switchboard {
 
   constructor(url: string | (() => string), options: SwitchboardOptions = {}) {
     this.#url = url;
+    this.#channels = new ChannelTrackers(this.#events, (t, tellServer) => this.#left(t, tellServer));
     this.#WebSocket = webSocketConstructor(options.WebSocket);
     this.#o = {
       token: options.token,
@@ -105,11 +114,8 @@ export class Switchboard {
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       random: options.random ?? Math.random,
     };
-    this.#publishes = new PublishQueue({
-      send: (p) => this.#sendPublish(p),
-      backoff: (attempt) => this.#backoff(attempt),
-      timeoutMs: this.#o.publishTimeoutMs,
-    });
+    this.#backoff = backoffFor(this.#o.minReconnectDelayMs, this.#o.maxReconnectDelayMs, this.#o.random);
+    this.#publishes = new PublishQueue((p) => this.#sendPublish(p), this.#backoff, this.#o.publishTimeoutMs);
     this.#heartbeat = new Heartbeat(
       this.#o.heartbeatIntervalMs,
       this.#o.heartbeatTimeoutMs,
@@ -153,14 +159,7 @@ export class Switchboard {
    */
   subscribe(channel: string, options: SubscribeOptions): Subscription {
     if (this.#state === "closed") throw new Error("this Switchboard was disconnected; create a new one");
-    if (this.#channels.has(channel)) throw new Error(`already subscribed to ${channel}; unsubscribe first`);
-    const tracker = new ChannelTracker(
-      channel,
-      options,
-      (t, tellServer) => this.#left(t, tellServer),
-      (err) => this.#callbackFailed(err),
-    );
-    this.#channels.set(channel, tracker);
+    const tracker = this.#channels.add(channel, options);
     if (this.#live) this.#sendSubscribe(tracker);
     return tracker;
   }
@@ -326,20 +325,13 @@ export class Switchboard {
     this.#openTimer = null;
     this.#replies = new Map();
     this.#awaiting = new Set();
-    for (const t of this.#channels.values()) {
-      if (t.retryTimer) clearTimeout(t.retryTimer);
-      t.retryTimer = null;
-    }
+    for (const t of this.#channels.values()) t.cancelRetry();
     this.#publishes.connectionLost();
   }
 
   #retryIn(delayMs: number): void {
     if (this.#state === "closed") return; // a listener of the last state change called disconnect()
     this.#retryTimer = setTimeout(() => void this.#attempt(), delayMs);
-  }
-
-  #backoff(attempt: number): number {
-    return backoffDelay(attempt, this.#o.minReconnectDelayMs, this.#o.maxReconnectDelayMs, this.#o.random);
   }
 
   #sendSubscribe(tracker: ChannelTracker): void {
@@ -350,14 +342,9 @@ export class Switchboard {
 
   /** unavailable / rate_limited / internal: the same subscribe again after a backoff, on this socket. */
   #retrySubscribe(tracker: ChannelTracker): void {
-    if (tracker.retryTimer) clearTimeout(tracker.retryTimer);
-    tracker.retryTimer = setTimeout(
-      () => {
-        tracker.retryTimer = null;
-        if (tracker.active && this.#live) this.#sendSubscribe(tracker);
-      },
-      this.#backoff(tracker.retries++),
-    );
+    tracker.retryLater(this.#backoff, () => {
+      if (this.#live) this.#sendSubscribe(tracker);
+    });
   }
 
   #sendPublish(p: PendingPublish): boolean {
@@ -369,8 +356,6 @@ export class Switchboard {
   }
 
   #left(tracker: ChannelTracker, tellServer: boolean): void {
-    if (this.#channels.get(tracker.channel) !== tracker) return;
-    this.#channels.delete(tracker.channel);
     if (tellServer && this.#live)
       this.#send({ type: "unsubscribe", channel: tracker.channel, id: this.#nextId++ });
     this.#answered(tracker);
@@ -410,11 +395,5 @@ export class Switchboard {
     if (previous === next) return;
     this.#state = next;
     this.#events.emit("state", next, previous);
-  }
-
-  /** An app callback threw: reported on "error" (or the console when nobody listens); the SDK goes on. */
-  #callbackFailed(err: Error): void {
-    if (this.#events.has("error")) this.#events.emit("error", err);
-    else console.error("switchboard: a subscription callback threw", err);
   }
 }
