@@ -11,9 +11,9 @@ import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { requireTool } from "../../src/harness/tools.js";
 import { request } from "../helpers/http.js";
 import { ROOT, until } from "../helpers/server.js";
-import { requireTool } from "../helpers/tools.js";
 import {
   freePorts,
   haproxyCommand,

@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { requireTool } from "../../src/harness/tools.js";
 import { ROOT, until } from "../helpers/server.js";
-import { requireTool } from "../helpers/tools.js";
 
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(tmpdir(), `switchboard-${prefix}-`));
@@ -279,31 +279,5 @@ export class Pm2 {
 }
 
 /** True while a process with this pid exists. */
-export function isAlive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-/** Direct children, grandchildren... of `pid` (from /proc), for checking that nothing is left behind. */
-export function descendants(pid: number): number[] {
-  const out: number[] = [];
-  let frontier = [pid];
-  while (frontier.length > 0) {
-    const next: number[] = [];
-    for (const parent of frontier) {
-      let children = "";
-      try {
-        children = readFileSync(`/proc/${parent}/task/${parent}/children`, "utf8");
-      } catch {}
-      for (const c of children.split(/\s+/).filter(Boolean)) next.push(Number(c));
-    }
-    out.push(...next);
-    frontier = next;
-  }
-  return out;
-}
+export { descendants, isAlive } from "../../src/harness/process-tree.js";

@@ -17,11 +17,11 @@ import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { requireTool } from "../../src/harness/tools.js";
 import { request } from "../helpers/http.js";
 import { type ClientStats, deliveryProblems, PublishStream, RawClient, SioClient } from "../helpers/load.js";
 import { type RedisServer, startRedis } from "../helpers/redis-server.js";
 import { ROOT, requireBuild, until } from "../helpers/server.js";
-import { requireTool } from "../helpers/tools.js";
 import {
   canConnect,
   descendants,

@@ -7,8 +7,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
+import { which } from "../../src/harness/tools.js";
 import { ROOT } from "../helpers/server.js";
-import { which } from "../helpers/tools.js";
 import { tempDir } from "./helpers.js";
 
 const SYSTEMD_DIR = path.join(ROOT, "systemd");

@@ -1,3 +1,7 @@
+/**
+ * Finding the real tools the tests and the bench run (redis-server, haproxy, chromium …): one place, so both look
+ * in the same directories and name the same Debian package when one is missing.
+ */
 import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
 
@@ -25,7 +29,7 @@ export function requireTool(name: string, debianPackage = name): string {
   const found = which(name);
   if (!found)
     throw new Error(
-      `${name} is not installed: apt-get install -y ${debianPackage} (scripts/test-setup does this)`,
+      `${name} is not installed: apt-get install -y ${debianPackage} (scripts/test-setup does this for the tests)`,
     );
   return found;
 }
