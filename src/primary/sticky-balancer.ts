@@ -19,7 +19,7 @@ const MAX_HEAD_BYTES = 16 * 1024;
 const HEAD_TIMEOUT_MS = 10_000;
 const HEAD_END = Buffer.from("\r\n\r\n");
 
-type Handle = { reading?: boolean; readStop?: () => number };
+type Handle = { reading?: boolean; readStop?: () => number; readStart?: () => number };
 
 type PendingHandle = { handle?: { close?: () => void; destroy?: () => void } | null };
 
@@ -133,13 +133,16 @@ export class StickyBalancer {
   }
 
   #handOff(socket: Socket, worker: Worker, bytes: Buffer): void {
-    // Stop reading in the primary before the fd moves: bytes read after this point would be lost
-    // (child_process replaces the handle's onread with a no-op once the socket is sent).
+    // Stop reading in the primary before the fd moves, for good: bytes read here after this point would be lost
+    // (child_process replaces the handle's onread with a no-op once the socket is sent, and a socket queued behind
+    // another hand-off to the same worker waits). Pausing is not enough: the stream's read-ahead arms reading again
+    // on the next tick, so the handle's readStart becomes a no-op.
     socket.pause();
     const handle = (socket as unknown as { _handle?: Handle })._handle;
     if (handle?.readStop) {
       handle.reading = false;
       handle.readStop();
+      handle.readStart = () => 0;
     }
     socket.setTimeout(0);
     socket.removeAllListeners("error");

@@ -175,4 +175,37 @@ describe("sticky distribution (the faults of @socket.io/sticky, each checked)", 
     assert.equal(outcome.hung, 0, JSON.stringify(outcome));
     assert.ok(outcome.cut + outcome.refused > 0, "the kills did cut or refuse some");
   });
+
+  it("loses no client's first frame when a burst of connections queues hand-offs to the same worker", async () => {
+    const two = await startServer(["--workers", "2", "--max-subscriptions", "10"]);
+    let unanswered = 0;
+    try {
+      // Node sends a worker one socket at a time and queues the rest; the primary must not read from a socket it
+      // queued (its read-ahead would take the client's first frame, sent once the worker answered the upgrade).
+      for (let burst = 0; burst < 15 && unanswered === 0; burst++) {
+        const clients = await Promise.all(
+          Array.from(
+            { length: 150 },
+            () =>
+              new Promise<RawClient>((resolve) => {
+                const c = new RawClient(two.wsUrl);
+                c.ws.once("open", () => {
+                  c.send({ type: "subscribe", channel: `burst:${burst}` });
+                  resolve(c);
+                });
+              }),
+          ),
+        );
+        await until(() => clients.every((c) => c.frames.length > 0), 5000, "every subscribe answered").catch(
+          () => {
+            unanswered += clients.filter((c) => c.frames.length === 0).length;
+          },
+        );
+        for (const c of clients) c.close();
+      }
+    } finally {
+      await two.stop();
+    }
+    assert.equal(unanswered, 0, `${unanswered} clients never got an answer to their first frame`);
+  });
 });
