@@ -1,7 +1,7 @@
 /**
  * The "naive" comparison server: one process, the `ws` package, a Map of channel → Set of sockets, and a
  * publish route that loops over the subscribers calling `ws.send(JSON.stringify(...))` for each one.
- * Speaks the raw protocol of DESIGN.md §4 (subscribe/unsubscribe/ack/message) on /ws.
+ * Speaks the raw protocol of docs/protocol.md (subscribe/unsubscribe/ack/message) on /ws.
  *
  * Usage: node ws-server.js --port 0
  */

@@ -14,18 +14,22 @@ import { ROOT } from "../helpers/server.js";
 
 const TIMEOUT_MS = 55_000;
 
-function runSmoke(outDir: string): Promise<{ code: number | null; stderr: string }> {
+function runSmoke(
+  outDir: string,
+  scenarios = "A,B,C,D,E",
+  timeoutMs = TIMEOUT_MS,
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "src/bench/main.ts", "--smoke", "--scenarios", "A,B,C,D,E", "--out", outDir],
+      ["--import", "tsx", "src/bench/main.ts", "--smoke", "--scenarios", scenarios, "--out", outDir],
       { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
     );
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-20_000);
     });
-    const timer = setTimeout(() => child.kill("SIGTERM"), TIMEOUT_MS);
+    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
     child.on("exit", (code) => {
       clearTimeout(timer);
       resolve({ code, stderr });
@@ -83,6 +87,46 @@ test("bench smoke run measures every scenario on every server", { timeout: TIMEO
     const html = readFileSync(join(outDir, "report.html"), "utf8");
     assert.match(html, /<svg[^>]*>/);
     assert.ok(existsSync(join(outDir, "results.md")));
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * Scenario H (opt-in, a blue/green promote through a local redis-server) at smoke size: 50 SDK clients, two
+ * promotes of a few seconds each. It checks that the scenario runs and reports, not its figures (zero loss across
+ * a promote is asserted by test/deploy/promote.test.ts).
+ */
+const H_TIMEOUT_MS = 90_000;
+test("bench smoke run of scenario H (recovery across a promote)", {
+  timeout: H_TIMEOUT_MS + 5000,
+}, async () => {
+  const outDir = mkdtempSync(join(tmpdir(), "switchboard-bench-h-"));
+  try {
+    const { code, stderr } = await runSmoke(outDir, "H", H_TIMEOUT_MS);
+    assert.equal(code, 0, `bench exited with ${code}:\n${stderr}`);
+    const results = JSON.parse(readFileSync(join(outDir, "results.json"), "utf8")) as BenchResults;
+    const [run] = runsOf(results, "H", "switchboard");
+    assert.ok(run, "no H run");
+    const md = readFileSync(join(outDir, "results.md"), "utf8");
+    if (run.skipped) {
+      // Only without redis-server (scripts/test-setup installs it).
+      assert.equal(run.skipped, "not run: redis-server missing");
+      assert.match(md, /H recovery across a promote: not run: redis-server missing/);
+      return;
+    }
+    assert.ok(run.ok, `H failed: ${run.error}`);
+    for (const key of [
+      "sdkClients",
+      "sdkPublished",
+      "sdkMissedPer1000",
+      "refMissedPer1000",
+      "sdkBlueExitCode",
+    ])
+      assert.ok(Number.isFinite(run.figures[key]), `H: no ${key}`);
+    assert.ok((run.figures.sdkClients ?? 0) > 0 && (run.figures.refClients ?? 0) > 0, "H: no clients");
+    assert.match(md, /H messages missed per 1,000 clients \(goal 0\)/);
+    assert.match(readFileSync(join(outDir, "report.html"), "utf8"), /Recovery across a promote \(H\)/);
   } finally {
     rmSync(outDir, { recursive: true, force: true });
   }

@@ -32,6 +32,7 @@ export class PromotePublisher {
   readonly #inflight = new Set<Promise<void>>();
   #n = 0;
   #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(baseUrl: () => string, channel: string, retryForMs = 20_000) {
     this.#baseUrl = baseUrl;
@@ -79,7 +80,7 @@ export class PromotePublisher {
           this.acked.set(n, ack);
           return ack;
         }
-        if (performance.now() > deadline) {
+        if (performance.now() > deadline || this.#closed) {
           this.failures.push(`#${n}: ${outcome}`);
           return undefined;
         }
@@ -93,7 +94,9 @@ export class PromotePublisher {
     return p;
   }
 
+  /** Stops everything now: no more messages, no more retries (the run is over or failed). */
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
     this.#agent.destroy();
   }

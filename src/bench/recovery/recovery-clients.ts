@@ -42,8 +42,13 @@ class RecoveryClient {
   opens = 0;
   readonly closes = new Map<number, number>();
   failedAttempts = 0;
+  /** The last few errors the SDK reported (for the diagnosis of a client that never subscribed). */
+  readonly errors: string[] = [];
+  readonly firstFrames: string[] = [];
   /** Once the promote began: when the first connection loss came (ms since epoch), and the next confirmation. */
   leftAt: number | null = null;
+  /** The first connection opened after leaving (to green). */
+  reopenedAt: number | null = null;
   resubscribedAt: number | null = null;
 
   constructor(
@@ -60,19 +65,31 @@ class RecoveryClient {
         this.on("open", () => {
           opened = true;
           client.opens++;
+          if (client.leftAt !== null && client.reopenedAt === null) client.reopenedAt = Date.now();
         });
         this.on("close", (code: number) => {
           if (group.closed) return;
           if (!opened) client.failedAttempts++;
           client.closes.set(code, (client.closes.get(code) ?? 0) + 1);
         });
+        // The first frames each way, for the diagnosis of a client that never subscribed.
+        this.on("message", (data: Buffer) => {
+          if (client.firstFrames.length < 4) client.firstFrames.push(`< ${String(data).slice(0, 120)}`);
+        });
         // The SDK listens through onerror; an error nobody else listens to must not throw.
         this.on("error", () => undefined);
+      }
+      override send(data: string): void {
+        if (client.firstFrames.length < 4) client.firstFrames.push(`> ${data.slice(0, 120)}`);
+        super.send(data);
       }
     }
     // Quiet: a drain closes sockets, which the SDK reports as errors ("socket_error"); counted by code above.
     this.sb = new Switchboard(url, { WebSocket: WatchedWebSocket });
-    this.sb.on("error", () => undefined);
+    this.sb.on("error", (err) => {
+      if (this.errors.length >= 3) this.errors.shift();
+      this.errors.push(`${(err as { code?: string }).code ?? "error"}: ${err.message}`);
+    });
     this.sb.on("state", (state, previous) => {
       if (previous === "connected" && state !== "connected") {
         this.subscribed = false;
@@ -151,6 +168,11 @@ export interface ClientsSummary {
   clientsWithoutFinal: number;
   /** First connection loss → last confirmed resubscription, ms; NaN when nobody moved. */
   moveMs: number;
+  /** Per moved client: connection lost → subscribed again (mean, p99), and new socket open → subscribe answered. */
+  awayMeanMs: number;
+  awayP99Ms: number;
+  resubscribeP50Ms: number;
+  resubscribeP99Ms: number;
   firstLeftAt: number;
   lastResubscribedAt: number;
   /** Acknowledged messages whose epoch is not the one a client first subscribed in (summed). */
@@ -187,9 +209,12 @@ export class RecoveryClients {
     return this.#clients.reduce((n, c) => n + (c.leftAt !== null && c.resubscribedAt === null ? 1 : 0), 0);
   }
 
-  /** Creates and connects the clients, `batch` at a time, each batch once the previous one subscribed. */
-  async connect(batch: number, timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
+  /**
+   * Creates and connects the clients, `batch` at a time, each batch once the previous one subscribed, or once no
+   * further subscription was confirmed for `stallMs` (a subscribe that is never answered must not hold the run:
+   * the caller reports and drops such clients).
+   */
+  async connect(batch: number, stallMs: number): Promise<void> {
     while (this.#clients.length < this.count) {
       const upTo = Math.min(this.count, this.#clients.length + batch);
       while (this.#clients.length < upTo) {
@@ -197,9 +222,45 @@ export class RecoveryClients {
         this.#clients.push(c);
         c.sb.connect();
       }
-      await until(() => this.firstSubscribed >= this.#clients.length, deadline);
-      if (this.firstSubscribed < this.#clients.length) return; // out of time: the caller reports it
+      let seen = this.firstSubscribed;
+      let progressAt = performance.now();
+      while (this.firstSubscribed < this.#clients.length) {
+        if (this.firstSubscribed > seen) {
+          seen = this.firstSubscribed;
+          progressAt = performance.now();
+        } else if (performance.now() - progressAt > stallMs) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
+  }
+
+  /**
+   * Disconnects and forgets the clients whose first subscribe was never confirmed; returns what they were doing
+   * (at most `max` described).
+   */
+  dropUnsubscribed(max = 3): { dropped: number; described: string } {
+    const described = this.describeStuck(max);
+    const stuck = this.#clients.filter((c) => c.firstOffset === null);
+    for (const c of stuck) c.sb.disconnect();
+    const keep = this.#clients.filter((c) => c.firstOffset !== null);
+    this.#clients.length = 0;
+    this.#clients.push(...keep);
+    return { dropped: stuck.length, described };
+  }
+
+  /** What the clients whose first subscribe was never confirmed are doing (at most `max` of them), for an error message. */
+  describeStuck(max = 3): string {
+    return this.#clients
+      .map((c, i) => ({ c, i }))
+      .filter(({ c }) => c.firstOffset === null)
+      .slice(0, max)
+      .map(
+        ({ c, i }) =>
+          `client ${i}: state ${c.sb.state}, opens ${c.opens}, failed attempts ${c.failedAttempts}, ` +
+          `closes ${JSON.stringify([...c.closes])}, first offset ${c.firstOffset}, errors ${JSON.stringify(c.errors)}, ` +
+          `first frames ${JSON.stringify(c.firstFrames)}`,
+      )
+      .join("\n");
   }
 
   close(): void {
@@ -225,10 +286,16 @@ export class RecoveryClients {
       reconnects: 0,
       clientsWithoutFinal: 0,
       moveMs: Number.NaN,
+      awayMeanMs: Number.NaN,
+      awayP99Ms: Number.NaN,
+      resubscribeP50Ms: Number.NaN,
+      resubscribeP99Ms: Number.NaN,
       firstLeftAt: Number.NaN,
       lastResubscribedAt: Number.NaN,
       foreignEpoch: 0,
     };
+    const away: number[] = [];
+    const resubscribe: number[] = [];
     let firstLeft = Number.POSITIVE_INFINITY;
     let lastBack = Number.NEGATIVE_INFINITY;
     for (const c of this.#clients) {
@@ -253,6 +320,8 @@ export class RecoveryClients {
         if (c.resubscribedAt !== null) {
           out.movedClients++;
           lastBack = Math.max(lastBack, c.resubscribedAt);
+          away.push(c.resubscribedAt - c.leftAt);
+          if (c.reopenedAt !== null) resubscribe.push(c.resubscribedAt - c.reopenedAt);
         } else out.strandedClients++;
       }
       out.failedAttempts += c.failedAttempts;
@@ -268,8 +337,19 @@ export class RecoveryClients {
       out.lastResubscribedAt = lastBack;
       out.moveMs = lastBack - firstLeft;
     }
+    if (away.length > 0) out.awayMeanMs = away.reduce((a, b) => a + b, 0) / away.length;
+    out.awayP99Ms = percentile(away, 99);
+    out.resubscribeP50Ms = percentile(resubscribe, 50);
+    out.resubscribeP99Ms = percentile(resubscribe, 99);
     return out;
   }
+}
+
+/** The p-th percentile (nearest rank) of `values`; NaN when empty. */
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
 /** Polls `done` every 50 ms until it holds or `deadline` (performance.now()) passes. */

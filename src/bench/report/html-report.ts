@@ -7,6 +7,7 @@ import { fmt } from "../format.js";
 import type { BenchResults, RunResult } from "../results.js";
 import { SUSTAINED_MAX_P99_MS, SUSTAINED_MIN_DELIVERED_PCT } from "../scenarios/step-result.js";
 import { buildRows, FIGURES_HEADER, figureRowCells, PROTOCOL_LABEL } from "./figure-rows.js";
+import { RECOVERY_HEADER, recoveryNote, recoveryRows } from "./recovery-table.js";
 import { barChart, escapeXml, lineChart, type Series } from "./svg-chart.js";
 
 const COLORS: Record<string, string> = {
@@ -117,6 +118,24 @@ function bars(runs: RunResult[], scenario: ScenarioId, key: string, title: strin
   );
 }
 
+/** Scenario H: its own table (resume vs the no-resume reference), or its "not run" line. */
+function recoverySection(results: BenchResults): string {
+  const run = results.runs.find((r) => r.scenario === "H");
+  if (!run) return "";
+  if (run.skipped)
+    return `<h2>Recovery across a promote (H)</h2>\n<p class="note">${escapeXml(run.skipped)}</p>`;
+  const rows = recoveryRows(results);
+  if (!rows) return "";
+  return [
+    "<h2>Recovery across a promote (H)</h2>",
+    `<p>${escapeXml(recoveryNote(results))}</p>`,
+    table(
+      RECOVERY_HEADER,
+      rows.map((r) => r.map(escapeXml)),
+    ),
+  ].join("\n");
+}
+
 function stepsTables(runs: RunResult[]): string {
   const out: string[] = [];
   for (const r of runs.filter((x) => x.steps && x.steps.length > 0)) {
@@ -185,6 +204,7 @@ ${table(["figure", "target", "measured", "status"], targetRows, 9)}
 ${table(FIGURES_HEADER, rows)}
 <p class="note">† the recipe speaks Socket.IO only: raw-WS rows compare Switchboard's raw WebSocket with the recipe's Socket.IO figure.
 ≥: every rate tried was sustained, the limit lies higher.</p>
+${recoverySection(results)}
 <h2>Charts</h2>
 ${bars(runs, "A", "rssPerConnKiB", "A · RSS per idle connection (server process tree)", "KiB")}
 ${bars(runs, "B", "connPerSec", "B · connections opened per second", "/s")}

@@ -12,6 +12,7 @@ export const RECOVERY_HEADER = ["figure", "SDK (resume)", "reference: reconnect 
 /** [label, figure key (without the sdk/ref prefix), formatter]. */
 const ROWS: [string, string, ((v: number | undefined) => string)?][] = [
   ["H clients", "clients"],
+  ["H clients left out: first subscribe never answered", "unansweredSubscribes"],
   ["H messages published during the run", "published"],
   ["H messages missed, total", "missed"],
   ["H messages missed per 1,000 clients (goal 0)", "missedPer1000"],
@@ -21,10 +22,15 @@ const ROWS: [string, string, ((v: number | undefined) => string)?][] = [
   ["H history_gap reports", "gaps"],
   ["H clients resumed with recovered: true", "recoveredClients"],
   ["H clients moved to green", "movedClients"],
+  ["H clients that left blue and never subscribed again", "strandedClients"],
+  ["H clients without the final message", "clientsWithoutFinal"],
   ["H failed connection attempts", "failedAttempts"],
   ["H closes other than the drain's 1012", "unexpectedCloses"],
   ["H publish retries (to 200)", "publishRetries"],
   ["H move took (ms), first reconnect → last resubscribe", "moveMs"],
+  ["H time away per client (ms), mean", "awayMeanMs"],
+  ["H time away per client (ms), p99", "awayP99Ms"],
+  ["H new connection → subscribe answered (ms), p99", "resubscribeP99Ms"],
   ["H SIGTERM → blue exited (ms)", "blueExitMs"],
   ["H blue's exit code", "blueExitCode"],
 ];

@@ -6,6 +6,7 @@ import { fmt } from "../format.js";
 import type { BenchResults, TargetResult } from "../results.js";
 import { crossHostTable } from "./cross-host-table.js";
 import { buildRows, FIGURES_HEADER, figureRowCells } from "./figure-rows.js";
+import { recoveryTable } from "./recovery-table.js";
 
 /** A Markdown table; columns from `numericFrom` on are right-aligned. */
 function markdown(header: string[], rows: string[][], numericFrom = 1): string {
@@ -52,20 +53,26 @@ export function fullReport(results: BenchResults): string {
   const m = results.meta;
   const failed = results.runs.filter((r) => !r.ok);
   const crossHost = crossHostTable(results, markdown);
+  const recovery = recoveryTable(results, markdown);
   return [
     `Machine: ${m.cpuModel}, ${m.cpus} cores, ${m.memTotalMiB.toLocaleString("en-US")} MiB RAM, Linux ${m.kernel}, Node ${m.node}, ` +
       `load average ${m.loadAverageAtStart.toFixed(2)} at start` +
       (m.smoke ? " — SMOKE sizes, figures not meaningful" : ""),
     "",
-    figuresTable(results),
-    "",
-    "† the recipe speaks Socket.IO only: raw-WS rows compare Switchboard's raw WebSocket with the recipe's Socket.IO figure.",
-    "≥ every publish rate tried was sustained; the limit lies higher.",
-    "",
+    // Only G or H asked for: no row of the per-server table.
+    ...(buildRows(results.runs).length > 0
+      ? [
+          figuresTable(results),
+          "",
+          "† the recipe speaks Socket.IO only: raw-WS rows compare Switchboard's raw WebSocket with the recipe's Socket.IO figure.",
+          "≥ every publish rate tried was sustained; the limit lies higher.",
+          "",
+        ]
+      : []),
     ...(crossHost ? [crossHost, ""] : []),
+    ...(recovery ? [recovery, ""] : []),
     targetsTable(results.targets),
-    "",
-    cpuTable(results),
+    ...(results.runs.some((r) => r.clientCpuPct !== undefined) ? ["", cpuTable(results)] : []),
     ...(failed.length > 0
       ? [
           "",
