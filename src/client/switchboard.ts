@@ -47,6 +47,8 @@ export type SwitchboardOptions = {
   heartbeatTimeoutMs?: number;
   /** A publish not acknowledged within this long rejects with code `timeout`. */
   publishTimeoutMs?: number;
+  /** A subscribe not answered within this long means the link is broken: reconnect and resume. */
+  subscribeTimeoutMs?: number;
   /** Random numbers in [0, 1) for the backoff jitter (tests make it deterministic). */
   random?: () => number;
 };
@@ -57,8 +59,10 @@ export type SwitchboardEvents = {
   gap: (gap: Gap) => void;
 };
 
-/** What a reply with a given id settles. */
-type Pending = { kind: "subscribe"; tracker: ChannelTracker } | { kind: "publish"; publish: PendingPublish };
+/** What a reply with a given id settles; a subscribe's timer gives up on the link if no answer comes. */
+type Pending =
+  | { kind: "subscribe"; tracker: ChannelTracker; timer: Timer }
+  | { kind: "publish"; publish: PendingPublish };
 
 /** The server closes with this when the connection's token expired (later server versions). */
 const CLOSE_TOKEN_EXPIRED = 4001;
@@ -112,6 +116,7 @@ export class Switchboard {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 25_000,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
+      subscribeTimeoutMs: options.subscribeTimeoutMs ?? 15_000,
       random: options.random ?? Math.random,
     };
     this.#backoff = backoffFor(this.#o.minReconnectDelayMs, this.#o.maxReconnectDelayMs, this.#o.random);
@@ -323,6 +328,7 @@ export class Switchboard {
     this.#heartbeat.stop();
     if (this.#openTimer) clearTimeout(this.#openTimer);
     this.#openTimer = null;
+    for (const p of this.#replies.values()) if (p.kind === "subscribe") clearTimeout(p.timer);
     this.#replies = new Map();
     this.#awaiting = new Set();
     for (const t of this.#channels.values()) t.cancelRetry();
@@ -336,7 +342,13 @@ export class Switchboard {
 
   #sendSubscribe(tracker: ChannelTracker): void {
     const id = this.#nextId++;
-    this.#replies.set(id, { kind: "subscribe", tracker });
+    // The server answers every subscribe; silence on a link that still answers pings means a frame was lost.
+    const ms = this.#o.subscribeTimeoutMs;
+    const timer = setTimeout(
+      () => this.#giveUp(`no answer to subscribe ${tracker.channel} within ${ms} ms`),
+      ms,
+    );
+    this.#replies.set(id, { kind: "subscribe", tracker, timer });
     this.#send({ type: "subscribe", channel: tracker.channel, id, ...tracker.resume() });
   }
 
@@ -376,6 +388,7 @@ export class Switchboard {
     if (id === undefined) return undefined;
     const pending = this.#replies.get(id);
     this.#replies.delete(id);
+    if (pending?.kind === "subscribe") clearTimeout(pending.timer);
     return pending;
   }
 

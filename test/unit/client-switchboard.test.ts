@@ -421,6 +421,32 @@ describe("Switchboard client (fake WebSocket)", () => {
     assert.equal(sockets.length, 2);
   });
 
+  it("reconnects and resumes when a subscribe is never answered on a link that still answers pings", () => {
+    const t = setup({ subscribeTimeoutMs: 3000, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 5000 });
+    t.sb.subscribe("lost", { onMessage() {} });
+    t.sb.connect();
+    const first = t.opened();
+    first.frame({ type: "ack", id: first.last("subscribe").id, channel: "lost", offset: 4, epoch: "E" });
+    first.drop();
+    mock.timers.tick(500);
+    const second = t.opened();
+    // The resume's answer never comes, while pongs do.
+    for (let i = 0; i < 2; i++) {
+      mock.timers.tick(1000);
+      second.frame({ type: "pong", id: second.last("ping").id });
+    }
+    assert.equal(second.closedByClient, false);
+    mock.timers.tick(1000);
+    assert.equal(second.closedByClient, true, "the link is given up after subscribeTimeoutMs");
+    mock.timers.tick(500);
+    const third = t.opened();
+    assert.deepEqual(
+      [third.last("subscribe").since, third.last("subscribe").epoch],
+      [4, "E"],
+      "and the channel resumes from its position",
+    );
+  });
+
   it("gives up on a socket that does not open within the timeout", () => {
     const { sb, sockets, current } = setup({ heartbeatTimeoutMs: 2000 });
     sb.connect();
