@@ -8,22 +8,21 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { ServerProcess } from "../harness/server-process.js";
 import { BenchConfigError, parseBenchArgs, USAGE } from "./bench-config.js";
 import { runAll } from "./bench-runner.js";
 import { Progress } from "./progress.js";
-import { RedisProcess } from "./redis-process.js";
 import { htmlReport } from "./report/html-report.js";
 import { fullReport } from "./report/table.js";
 import { evaluateTargets } from "./report/targets.js";
 import type { BenchResults } from "./results.js";
-import { ServerProcess } from "./server-process.js";
 import { serverSpecs } from "./server-specs.js";
 
 /** Stops every server still running (by pid) when the bench is interrupted, then exits. */
 function stopServersOnSignal(): () => void {
   const handler = (signal: NodeJS.Signals) => {
-    const live = [...ServerProcess.live, ...RedisProcess.live];
-    void Promise.allSettled(live.map((s) => s.stop(2000))).then(() =>
+    // Servers by pid; redis-servers are killed by the harness when this process exits.
+    void Promise.allSettled([...ServerProcess.live].map((s) => s.stop("SIGTERM", 2000))).then(() =>
       process.exit(signal === "SIGINT" ? 130 : 143),
     );
   };

@@ -1,7 +1,8 @@
 /**
  * Resident memory and CPU time of a process and all of its descendants, read from /proc (Linux only).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { treePids } from "../harness/process-tree.js";
 
 const PAGE_BYTES = 4096;
 const CLOCK_TICKS_PER_S = 100;
@@ -33,28 +34,6 @@ function readRssBytes(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-/** Pids of `rootPid` and every live descendant. */
-export function treePids(rootPid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    const st = readStat(pid);
-    if (!st) continue;
-    const list = children.get(st.ppid);
-    if (list) list.push(pid);
-    else children.set(st.ppid, [pid]);
-  }
-  const out: number[] = [];
-  const queue = [rootPid];
-  while (queue.length > 0 && out.length < 10_000) {
-    const pid = queue.shift() as number;
-    out.push(pid);
-    for (const c of children.get(pid) ?? []) queue.push(c);
-  }
-  return out.filter((pid) => readStat(pid) !== undefined);
 }
 
 /** Sum of RSS (bytes) over the tree rooted at `rootPid`. */

@@ -5,10 +5,10 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { ServerCommand } from "../harness/server-process.js";
 import { NODE_FLAGS } from "../node-flags.js";
 import type { ServerName, SourceMode } from "./bench-config.js";
 import type { Protocol } from "./load/client-conn.js";
-import type { ServerCommand } from "./server-process.js";
 
 export interface ServerSpec {
   name: ServerName;

@@ -6,12 +6,12 @@
  * Latency and deliveries/s are also given apart for subscribers on the publishing host and on the other one.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { redisInstalled, startRedis } from "../../harness/redis-server.js";
+import type { ServerProcess } from "../../harness/server-process.js";
 import { fmt } from "../format.js";
 import { LoadFleet } from "../load/load-fleet.js";
 import { RatePublisher } from "../rate-publisher.js";
-import { RedisProcess, redisInstalled } from "../redis-process.js";
 import type { StepResult } from "../results.js";
-import type { ServerProcess } from "../server-process.js";
 import { summarize } from "./fanout.js";
 import type { ScenarioOutcome } from "./outcome.js";
 import { assertAlive, CpuMeter, type RunContext, startServer, stopServer } from "./session.js";
@@ -153,7 +153,7 @@ export async function runCrossHost(ctx: RunContext): Promise<ScenarioOutcome> {
   }
 
   // Two hosts through Redis: one worker each, publishes to A.
-  const redis = await RedisProcess.start();
+  const redis = await startRedis();
   const hosts: (ServerProcess | undefined)[] = [];
   let cross: HostSteps;
   try {
@@ -165,7 +165,7 @@ export async function runCrossHost(ctx: RunContext): Promise<ScenarioOutcome> {
     cross = await measure(ctx, "cross-host", hosts as [ServerProcess, ServerProcess], subscribers);
   } finally {
     await Promise.all(hosts.map((h) => stopServer(ctx, h)));
-    await redis.stop();
+    await redis.destroy();
   }
 
   // The fan-outs the steps were measured with (acknowledged, not planned, subscriptions).

@@ -12,6 +12,8 @@
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type RedisServer, redisInstalled, startRedis } from "../../harness/redis-server.js";
+import type { ServerProcess } from "../../harness/server-process.js";
 import { fmt } from "../format.js";
 import { PromotePublisher } from "../recovery/promote-publisher.js";
 import {
@@ -20,8 +22,6 @@ import {
   type ResumeMode,
   until,
 } from "../recovery/recovery-clients.js";
-import { RedisProcess, redisInstalled } from "../redis-process.js";
-import type { ServerProcess } from "../server-process.js";
 import type { ScenarioOutcome } from "./outcome.js";
 import { type RunContext, startServer, stopServer } from "./session.js";
 
@@ -51,7 +51,7 @@ interface PromoteOutcome {
   publishFailures: number;
   duplicateAcks: number;
   epochs: number;
-  blueExitCode: number | null;
+  blueExitCode: number | string;
   /** SIGTERM to blue → blue's exit. */
   blueExitMs: number;
   /** Green's start (spawn → ready line). */
@@ -77,7 +77,7 @@ function serverArgs(ctx: RunContext, redisUrl: string, prefix: string, instance:
 
 async function promoteOnce(
   ctx: RunContext,
-  redis: RedisProcess,
+  redis: RedisServer,
   mode: ResumeMode,
   timing: Timing,
 ): Promise<PromoteOutcome> {
@@ -129,7 +129,7 @@ async function promoteOnce(
       `${label}: green ready after ${fmt(greenStartMs)} ms on port ${green.port}; clients and publisher ` +
         `switched; SIGTERM to blue (pid ${blue.pid})`,
     );
-    const blueExitCode = await blue.stop(PROMOTE_DRAIN_TIMEOUT_MS + 10_000);
+    const blueExitCode = await blue.stop("SIGTERM", PROMOTE_DRAIN_TIMEOUT_MS + 10_000);
     const blueExitMs = performance.now() - sigterm;
     blue = undefined;
     await until(() => clients?.away === 0, performance.now() + SETTLE_TIMEOUT_MS);
@@ -209,7 +209,7 @@ function figuresOf(prefix: string, o: PromoteOutcome): Record<string, number> {
     awayP99Ms: c.awayP99Ms,
     resubscribeP50Ms: c.resubscribeP50Ms,
     resubscribeP99Ms: c.resubscribeP99Ms,
-    blueExitCode: o.blueExitCode ?? Number.NaN,
+    blueExitCode: typeof o.blueExitCode === "number" ? o.blueExitCode : Number.NaN,
     blueExitMs: o.blueExitMs,
     greenStartMs: o.greenStartMs,
     runMs: o.runMs,
@@ -243,7 +243,7 @@ export async function runRecovery(ctx: RunContext): Promise<ScenarioOutcome> {
   const timing: Timing = ctx.config.smoke
     ? { beforeMs: 500, afterMs: 500 }
     : { beforeMs: 2000, afterMs: 3000 };
-  const redis = await RedisProcess.start();
+  const redis = await startRedis();
   let sdk: PromoteOutcome;
   let ref: PromoteOutcome;
   try {
@@ -253,7 +253,7 @@ export async function runRecovery(ctx: RunContext): Promise<ScenarioOutcome> {
     ref = await promoteOnce(ctx, redis, "fresh", timing);
     ctx.progress.log(describe(`${ctx.tag} reference (no resume)`, ref));
   } finally {
-    await redis.stop();
+    await redis.destroy();
   }
   return {
     figures: {

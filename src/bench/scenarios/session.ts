@@ -3,6 +3,7 @@
  * CPU and RSS metering, and cleanup (clients first, then the server, both by pid) whatever happens.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { type ServerCommand, ServerProcess } from "../../harness/server-process.js";
 import type { BenchConfig } from "../bench-config.js";
 import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
@@ -10,7 +11,6 @@ import { type ConnectResult, HANDSHAKE_TIMEOUT_MS } from "../load/ipc-messages.j
 import { LoadFleet } from "../load/load-fleet.js";
 import { machineBusyMs, treeCpuMs, treeRssBytes } from "../proc-tree.js";
 import type { Progress } from "../progress.js";
-import { type ServerCommand, ServerProcess } from "../server-process.js";
 import type { ServerSpec } from "../server-specs.js";
 
 const READY_TIMEOUT_MS = 60_000;
@@ -30,14 +30,14 @@ export interface Session {
 
 /** Starts a server under test; rejects when it does not log its ready line in time. */
 export function startServer(cmd: ServerCommand): Promise<ServerProcess> {
-  return ServerProcess.start(cmd, READY_TIMEOUT_MS);
+  // A long run logs a lot: keep only the tail, for error messages.
+  return ServerProcess.start(cmd, { timeoutMs: READY_TIMEOUT_MS, keepLines: false });
 }
 
 /** Stops a server (if it was started) by pid, and logs an abnormal exit code. */
 export async function stopServer(ctx: RunContext, server: ServerProcess | undefined): Promise<void> {
-  const code = await server?.stop(5000);
-  if (code !== 0 && code !== null && code !== undefined)
-    ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
+  const code = await server?.stop("SIGTERM", 5000);
+  if (code !== 0 && code !== undefined) ctx.progress.log(`${ctx.tag}: server exited with code ${code}`);
 }
 
 /**
