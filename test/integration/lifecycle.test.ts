@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { Agent } from "node:http";
 import { describe, it } from "node:test";
 import WebSocket from "ws";
 import { RawClient, SioClient } from "../helpers/clients.js";
+import { getFresh, request } from "../helpers/http.js";
 import { startServer, until } from "../helpers/server.js";
 
 async function readyStatus(url: string): Promise<number> {
@@ -9,6 +11,35 @@ async function readyStatus(url: string): Promise<number> {
 }
 
 describe("supervision and lifecycle", () => {
+  it("answers /health and /ready the same whether the primary or a worker on a kept-alive connection answers", async () => {
+    const server = await startServer(["--workers", "2", "--instance", "probe"]);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // A publish moves the kept-alive connection to a worker; the probes that follow on it are the worker's.
+      assert.equal(
+        (
+          await request(`${server.url}/api/publish`, {
+            method: "POST",
+            agent,
+            body: '{"channel":"a","data":1}',
+          })
+        ).status,
+        200,
+      );
+      for (const path of ["/health", "/ready"]) {
+        const viaWorker = await request(`${server.url}${path}`, { agent });
+        const viaPrimary = await getFresh(`${server.url}${path}`);
+        assert.equal(viaWorker.status, viaPrimary.status, path);
+        assert.deepEqual(JSON.parse(viaWorker.body), viaPrimary.body, `${path}: one body, whoever answers`);
+      }
+      const health = await getFresh(`${server.url}/health`);
+      assert.deepEqual([health.body.status, health.body.instance], ["ok", "probe"]);
+    } finally {
+      agent.destroy();
+      await server.stop();
+    }
+  });
+
   it("replaces a worker killed with SIGKILL while clients on other workers see nothing", async () => {
     const server = await startServer(["--workers", "2", "--drain-timeout", "2000"]);
     const clients = [await RawClient.open(server.wsUrl), await RawClient.open(server.wsUrl)];
