@@ -31,7 +31,8 @@ export type UpOp =
 export type DownEvent =
   | Delivery
   | ["subok", rid: number, reply: JoinReply]
-  | ["pubok", rid: number, results: Published[]]
+  /** One offset per message; the epoch once when all share it (the usual case); indexes of repeated keys. */
+  | ["pubok", rid: number, offsets: number[], epochs: string | string[], duplicates: number[] | null]
   /** Messages of `channel` may not have reached this host: subscribers' position is now (epoch, offset). */
   | ["lost", channel: string, offset: number, epoch: string];
 
@@ -58,4 +59,29 @@ export type ToWorker =
 
 export function isSwitchboardMessage<T extends { tag: string }>(m: unknown): m is T {
   return typeof m === "object" && m !== null && (m as { tag?: unknown }).tag === IPC_TAG;
+}
+
+/** Published results as a compact `pubok` (IPC serializes arrays of numbers far cheaper than objects). */
+export function packPublished(results: readonly Published[]): [number[], string | string[], number[] | null] {
+  const offsets = results.map((r) => r.offset);
+  const first = results[0]?.epoch ?? "";
+  const epochs = results.every((r) => r.epoch === first) ? first : results.map((r) => r.epoch);
+  const repeated: number[] = [];
+  results.forEach((r, i) => {
+    if (r.duplicate) repeated.push(i);
+  });
+  return [offsets, epochs, repeated.length > 0 ? repeated : null];
+}
+
+export function unpackPublished(
+  offsets: number[],
+  epochs: string | string[],
+  duplicates: number[] | null,
+): Published[] {
+  const repeated = new Set(duplicates ?? []);
+  return offsets.map((offset, i) => ({
+    offset,
+    epoch: typeof epochs === "string" ? epochs : (epochs[i] as string),
+    duplicate: repeated.has(i),
+  }));
 }

@@ -1,6 +1,6 @@
 import type { Bus, BusSink } from "../bus/bus.js";
 import { ChannelInterest } from "../bus/interest.js";
-import { type DownEvent, IPC_TAG, type UpOp } from "../ipc.js";
+import { type DownEvent, IPC_TAG, packPublished, type UpOp } from "../ipc.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 
 /**
@@ -63,7 +63,7 @@ export class WorkerBridge implements BusSink {
           }));
           bus.publish(requests, (results) => {
             for (const r of results) if (!r.duplicate) this.published += 1;
-            this.#push(id, ["pubok", rid, results]);
+            this.#push(id, ["pubok", rid, ...packPublished(results)]);
           });
           break;
         }

@@ -9,6 +9,7 @@ import {
   type ToPrimary,
   type ToWorker,
   type UpOp,
+  unpackPublished,
   type WorkerStats,
 } from "../ipc.js";
 
@@ -113,8 +114,10 @@ export class BusClient {
           this.#onDelivery(e);
           break;
         case "subok":
-        case "pubok":
           this.#settle(e[1], e[2]);
+          break;
+        case "pubok":
+          this.#settle(e[1], unpackPublished(e[2], e[3], e[4]));
           break;
         case "lost":
           this.#onLost(e[1], e[2], e[3]);
