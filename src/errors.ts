@@ -12,7 +12,7 @@ export const errorCodes = {
   unknown_type: {
     http: 400,
     close: null,
-    doc: "The frame's `type` is not one of subscribe, unsubscribe, publish, ping.",
+    doc: "The frame's `type` is not one of subscribe, unsubscribe, publish, refresh, ping.",
   },
   invalid_channel: {
     http: 400,
@@ -23,6 +23,11 @@ export const errorCodes = {
     http: 401,
     close: null,
     doc: "A token or API key is required and is missing, invalid or expired.",
+  },
+  token_expired: {
+    http: 401,
+    close: 4001,
+    doc: "The connection's token expired and was not refreshed in time (raw `refresh` frame, Socket.IO `refresh` event); reconnect with a new one.",
   },
   forbidden: {
     http: 403,
@@ -52,11 +57,16 @@ export const errorCodes = {
   slow_consumer: {
     http: 503,
     close: 4008,
-    doc: "The connection's unsent bytes passed `--max-buffered`; it is closed and counted.",
+    doc: "The connection's socket held more than `--max-buffered` unsent for over a second (or 4 times that at once); it is closed and counted.",
   },
   unavailable: { http: 503, close: null, doc: "The server is starting or draining, or no worker is live." },
   not_found: { http: 404, close: null, doc: "No such HTTP route." },
   headers_too_large: { http: 431, close: null, doc: "The request's headers exceed 16 KiB." },
+  request_timeout: {
+    http: 408,
+    close: null,
+    doc: "A new connection did not send its whole request head within `--header-timeout`; it is closed.",
+  },
   internal: { http: 500, close: 1011, doc: "An unexpected server fault; it is logged." },
 } as const satisfies Record<string, { http: number; close: number | null; doc: string }>;
 

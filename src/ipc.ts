@@ -49,13 +49,17 @@ export type WorkerStats = {
 
 export type ToPrimary =
   | { tag: typeof IPC_TAG; kind: "ready" }
-  | { tag: typeof IPC_TAG; kind: "up"; ops: UpOp[] };
+  | { tag: typeof IPC_TAG; kind: "up"; ops: UpOp[] }
+  /** The answer to a `ping`, sent from the worker's event loop: it still runs and reads its IPC. */
+  | { tag: typeof IPC_TAG; kind: "pong"; seq: number };
 
 export type ToWorker =
   | { tag: typeof IPC_TAG; kind: "down"; events: DownEvent[] }
   | { tag: typeof IPC_TAG; kind: "drain"; windowMs: number; deadlineMs: number; reason: string }
   /** What /health and /ready answer now (the primary's view), for requests on kept-alive connections. */
-  | { tag: typeof IPC_TAG; kind: "readiness"; readiness: Readiness };
+  | { tag: typeof IPC_TAG; kind: "readiness"; readiness: Readiness }
+  /** Liveness heartbeat (about once a second): the worker answers `pong` with the same `seq`. */
+  | { tag: typeof IPC_TAG; kind: "ping"; seq: number };
 
 export function isSwitchboardMessage<T extends { tag: string }>(m: unknown): m is T {
   return typeof m === "object" && m !== null && (m as { tag?: unknown }).tag === IPC_TAG;

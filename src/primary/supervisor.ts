@@ -4,8 +4,12 @@ import { IPC_TAG, isSwitchboardMessage, type ToPrimary, type ToWorker, type Work
 import type { Logger } from "../log.js";
 import { withNodeFlags } from "../node-flags.js";
 
-/** starting → ready → (retiring: serves its clients, takes no new ones, during a reload) → draining → gone */
-export type WorkerState = "starting" | "ready" | "retiring" | "draining";
+/**
+ * starting → ready → (retiring: serves its clients, takes no new ones, during a reload) → draining → gone.
+ * A ready or retiring worker that leaves the IPC heartbeat unanswered is `unresponsive` (no new connections, its
+ * IPC held and bounded) until it answers again (back to what it was) or is killed as hung.
+ */
+export type WorkerState = "starting" | "ready" | "retiring" | "unresponsive" | "draining";
 
 export type WorkerInfo = {
   worker: Worker;
@@ -13,16 +17,31 @@ export type WorkerInfo = {
   state: WorkerState;
   startedAt: number;
   stats: WorkerStats | null;
+  /** When the primary last received anything from the worker (ms since the epoch; stall of the primary excluded). */
+  lastHeard: number;
+  /** The state an unresponsive worker returns to when it answers again. */
+  resumeState: "ready" | "retiring" | null;
+  /** Killed for silence: its exit is a hang, not a crash of its own. */
+  hung: boolean;
 };
+
+/** How often each worker is pinged (and silence checked). */
+const PING_INTERVAL_MS = 1000;
 
 export type SupervisorOptions = {
   workers: number;
   /** Environment handed to every worker (its configuration travels here). */
   env: Record<string, string>;
   drainTimeoutMs: number;
+  /** Silence after which a worker gets no new connections (state `unresponsive`). */
+  unresponsiveMs: number;
+  /** Silence after which it is killed (SIGKILL) and replaced through the restart path. */
+  hangTimeoutMs: number;
   log: Logger;
   onMessage(info: WorkerInfo, message: ToPrimary): void;
   onExit(info: WorkerInfo): void;
+  /** A worker turned unresponsive (false) or answered again (true). */
+  onLiveness?(info: WorkerInfo, responsive: boolean): void;
 };
 
 /**
@@ -36,7 +55,16 @@ export class Supervisor {
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   #stopping = false;
   #reloading: Promise<void> | null = null;
+  readonly #tickMs: number;
+  #pingSeq = 0;
+  #lastTick = Date.now();
   restarts = 0;
+  /** Workers killed because they stayed silent past the hang timeout. */
+  hung = 0;
+  /** Times a worker turned unresponsive. */
+  unresponsive = 0;
+  /** Adapter messages (Socket.IO across workers / hosts) not sent to an unresponsive worker. */
+  droppedMessages = 0;
 
   constructor(o: SupervisorOptions) {
     this.#o = o;
@@ -44,6 +72,77 @@ export class Supervisor {
       serialization: "advanced",
       execArgv: withNodeFlags(process.execArgv, process.env.NODE_OPTIONS),
     });
+    this.#tickMs = Math.min(PING_INTERVAL_MS, Math.round(o.unresponsiveMs / 2));
+    setInterval(() => this.#checkLiveness(), this.#tickMs).unref();
+  }
+
+  /** Kill after this much silence: never before a worker had the chance to be seen unresponsive first. */
+  get #killAfterMs(): number {
+    return Math.max(this.#o.hangTimeoutMs, this.#o.unresponsiveMs + 1000);
+  }
+
+  /**
+   * Pings every worker past its start and judges their silence. Anything a worker sends counts as an answer (its
+   * stats, every second, too), so only a worker whose event loop does not run — stopped, or stuck in a loop — goes
+   * silent. Time the primary itself could not run (a stall of its own event loop) is not held against a worker:
+   * its answers may be waiting unread in the pipe.
+   */
+  #checkLiveness(): void {
+    const now = Date.now();
+    const stall = Math.max(0, now - this.#lastTick - 2 * this.#tickMs);
+    this.#lastTick = now;
+    const ping = { tag: IPC_TAG, kind: "ping", seq: ++this.#pingSeq } as const;
+    for (const info of this.#workers.values()) {
+      if (info.state === "starting" || info.state === "draining") continue;
+      info.lastHeard += stall;
+      const silentMs = now - info.lastHeard;
+      if (info.state === "unresponsive") {
+        if (silentMs < this.#o.unresponsiveMs) this.#answered(info, silentMs);
+        else if (silentMs >= this.#killAfterMs) this.#killHung(info, silentMs);
+      } else if (silentMs >= this.#o.unresponsiveMs) {
+        info.resumeState = info.state;
+        info.state = "unresponsive";
+        this.unresponsive += 1;
+        this.#o.log.warn(
+          { worker: info.worker.id, workerPid: info.worker.process.pid, slot: info.slot, silentMs },
+          "worker unresponsive: no new connections for it, its IPC held",
+        );
+        this.#o.onLiveness?.(info, false);
+      }
+      this.send(info, ping);
+    }
+  }
+
+  #answered(info: WorkerInfo, silentMs: number): void {
+    info.state = info.resumeState ?? "ready";
+    info.resumeState = null;
+    this.#o.log.warn(
+      {
+        worker: info.worker.id,
+        workerPid: info.worker.process.pid,
+        slot: info.slot,
+        silentMs,
+        state: info.state,
+      },
+      "worker answers again",
+    );
+    this.#o.onLiveness?.(info, true);
+  }
+
+  #killHung(info: WorkerInfo, silentMs: number): void {
+    if (info.hung) return;
+    info.hung = true;
+    this.hung += 1;
+    this.#o.log.error(
+      { worker: info.worker.id, workerPid: info.worker.process.pid, slot: info.slot, silentMs },
+      "worker hung: killing it (SIGKILL) to replace it",
+    );
+    info.worker.process.kill("SIGKILL");
+  }
+
+  /** Milliseconds since the worker was last heard from. */
+  silentMs(info: WorkerInfo): number {
+    return Math.max(0, Date.now() - info.lastHeard);
   }
 
   get workers(): Iterable<WorkerInfo> {
@@ -56,7 +155,7 @@ export class Supervisor {
 
   /** How many workers are in each state. */
   countByState(): Record<WorkerState, number> {
-    const counts = { starting: 0, ready: 0, retiring: 0, draining: 0 };
+    const counts = { starting: 0, ready: 0, retiring: 0, unresponsive: 0, draining: 0 };
     for (const w of this.#workers.values()) counts[w.state] += 1;
     return counts;
   }
@@ -75,12 +174,23 @@ export class Supervisor {
 
   #fork(slot: number): Promise<WorkerInfo> {
     const worker = cluster.fork({ ...this.#o.env, SWITCHBOARD_WORKER_SLOT: String(slot) });
-    const info: WorkerInfo = { worker, slot, state: "starting", startedAt: Date.now(), stats: null };
+    const now = Date.now();
+    const info: WorkerInfo = {
+      worker,
+      slot,
+      state: "starting",
+      startedAt: now,
+      stats: null,
+      lastHeard: now,
+      resumeState: null,
+      hung: false,
+    };
     this.#workers.set(worker.id, info);
     // An IPC write to a worker that just died surfaces here; the exit handler does the cleanup.
     worker.on("error", (err) => this.#o.log.debug({ err, worker: worker.id }, "worker channel error"));
     return new Promise((resolve) => {
       worker.on("message", (message: unknown) => {
+        info.lastHeard = Date.now();
         if (!isSwitchboardMessage<ToPrimary>(message)) return;
         if (message.kind === "ready" && info.state === "starting") {
           info.state = "ready";
@@ -111,8 +221,20 @@ export class Supervisor {
     this.restarts += 1;
     const crashLoop = backoff.inCrashLoop(now);
     this.#o.log[crashLoop ? "error" : "warn"](
-      { worker: info.worker.id, slot: info.slot, code, signal, restartInMs: delayMs, crashLoop },
-      crashLoop ? "worker crash loop: restarting with backoff" : "worker died: restarting",
+      {
+        worker: info.worker.id,
+        slot: info.slot,
+        code,
+        signal,
+        restartInMs: delayMs,
+        crashLoop,
+        hung: info.hung,
+      },
+      crashLoop
+        ? "worker crash loop: restarting with backoff"
+        : info.hung
+          ? "hung worker killed: restarting"
+          : "worker died: restarting",
     );
     const timer = setTimeout(() => {
       this.#restartTimers.delete(timer);
@@ -121,14 +243,26 @@ export class Supervisor {
     this.#restartTimers.add(timer);
   }
 
-  send(info: WorkerInfo, message: ToWorker): void {
-    this.sendAny(info, message);
+  send(info: WorkerInfo, message: ToWorker, done?: (err: Error | null) => void): void {
+    this.#sendNow(info, message, done);
   }
 
-  /** Sends any IPC message (Socket.IO's adapter messages too); a worker that is gone is skipped. */
-  sendAny(info: WorkerInfo, message: object): void {
-    if (info.worker.isConnected())
-      info.worker.send(message as never, undefined, { keepOpen: false }, () => {});
+  /** Sends a control message (readiness, drain, ping): small, sent whatever the worker's state. */
+  #sendNow(info: WorkerInfo, message: object, done: (err: Error | null) => void = () => {}): void {
+    if (info.worker.isConnected()) info.worker.send(message as never, undefined, { keepOpen: false }, done);
+  }
+
+  /**
+   * Sends a message of the cross-worker traffic (Socket.IO's adapter messages, the bridge's batches); a worker
+   * that is gone is skipped, and one that is unresponsive too (counted): it would pile up in the primary.
+   * `done` runs once the message left the primary (or failed).
+   */
+  sendAny(info: WorkerInfo, message: object, done?: (err: Error | null) => void): void {
+    if (info.state === "unresponsive") {
+      this.droppedMessages += 1;
+      return;
+    }
+    this.#sendNow(info, message, done);
   }
 
   /** Replaces every worker, one at a time: the new one is ready before the old one drains. */
@@ -147,12 +281,18 @@ export class Supervisor {
       const fresh = await this.#fork(info.slot);
       if (fresh.state !== "ready") {
         this.#o.log.error({ slot: info.slot }, "rolling reload stopped: the new worker did not become ready");
-        for (const w of old) if (w.state === "retiring") w.state = "ready";
+        for (const w of old) {
+          if (w.state === "retiring") w.state = "ready";
+          else if (w.resumeState === "retiring") w.resumeState = "ready";
+        }
         return;
       }
       // From the first new worker on, old ones take no new connections, so a client drained off one old
       // worker never lands on another old one and moves only once.
-      for (const w of old) if (w.state === "ready") w.state = "retiring";
+      for (const w of old) {
+        if (w.state === "ready") w.state = "retiring";
+        else if (w.resumeState === "ready") w.resumeState = "retiring";
+      }
       await this.drain(info, "reload");
     }
     this.#o.log.info("rolling reload done");
@@ -182,9 +322,11 @@ export class Supervisor {
     this.#stopping = true;
     for (const t of this.#restartTimers) clearTimeout(t);
     const workers = [...this.#workers.values()];
-    // A worker still starting has no clients and may not listen for the drain message yet: end it now.
-    for (const w of workers) if (w.state === "starting") w.worker.process.kill("SIGKILL");
-    await Promise.all(workers.filter((w) => w.state !== "starting").map((w) => this.drain(w, "shutdown")));
+    // A worker still starting has no clients and may not listen for the drain message yet, and an unresponsive
+    // one cannot drain: end them now.
+    const now = (w: WorkerInfo) => w.state === "starting" || w.state === "unresponsive";
+    for (const w of workers) if (now(w)) w.worker.process.kill("SIGKILL");
+    await Promise.all(workers.filter((w) => !now(w)).map((w) => this.drain(w, "shutdown")));
   }
 
   /** Ends every worker now (a second signal). */

@@ -5,6 +5,11 @@ import net from "node:net";
 
 /** Sends one runtime API command to a unix socket path or a HOST:PORT and returns the answer. */
 export function runtimeCommand(socket: string, command: string, timeoutMs = 5000): Promise<string> {
+  // HAProxy runs each ";"-separated part of a line as a command of its own, and a newline ends one: exactly one
+  // command goes out. (The names in it were checked when the options were read; this is the last guard.)
+  if (/[;\r\n]/.test(command)) {
+    return Promise.reject(new Error(`refusing to send ${JSON.stringify(command)}: not a single command`));
+  }
   return new Promise((resolve, reject) => {
     const conn = net.connect(connectOptions(socket));
     let answer = "";

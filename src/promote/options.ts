@@ -5,8 +5,9 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type Colour, isColour } from "./colours.js";
+import { COLOURS, type Colour, fillTemplate, isColour } from "./colours.js";
 import { UsageError } from "./errors.js";
+import { defaultLockFile } from "./lock.js";
 
 /** The release directory (this file is <release>/dist/promote/options.js). */
 const RELEASE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -26,6 +27,7 @@ options (environment variable in brackets):
   --state-file PATH               server state file, one per --socket in order [SWITCHBOARD_HAPROXY_STATE_FILES=/var/lib/haproxy/server-state]
   --backend NAME                  HAProxy backend [SWITCHBOARD_HAPROXY_BACKEND=switchboard]
   --server TEMPLATE               HAProxy server name, {colour} replaced [SWITCHBOARD_HAPROXY_SERVER={colour}]
+                                  (names: letters, digits, "-", "_", "." and ":" only)
   --cookie NAME                   persistence cookie; its value is the server name [SWITCHBOARD_HAPROXY_COOKIE=SERVERID]
   --ready-timeout MS              wait for /ready and for HAProxy to see it UP [SWITCHBOARD_READY_TIMEOUT_MS=60000]
   --stop-timeout MS               wait for the old colour to exit [SWITCHBOARD_STOP_TIMEOUT_MS=DRAIN_TIMEOUT_MS+15000]
@@ -35,6 +37,8 @@ options (environment variable in brackets):
   --unit TEMPLATE                 systemd unit [SWITCHBOARD_UNIT=switchboard@{colour}.service]
   --start-cmd CMD / --stop-cmd CMD  shell commands for --manager command; {colour} and {port} replaced
                                   [SWITCHBOARD_START_CMD, SWITCHBOARD_STOP_CMD]
+  --lock-file PATH                one promote / --rollback at a time [SWITCHBOARD_PROMOTE_LOCK;
+                                  default /run/lock/switchboard-promote.lock, else in the temp directory]
   -h, --help`;
 
 /** What to do: switch to a colour, switch back, or only look at / save HAProxy's state. */
@@ -68,6 +72,8 @@ export interface PromoteOptions {
   unit: string;
   startCmd: string | undefined;
   stopCmd: string | undefined;
+  /** Held while a promote or --rollback runs (not by --status and --save-state). */
+  lockFile: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -100,6 +106,7 @@ export function readOptions(argv: string[], env: Env): PromoteOptions | "help" {
       unit: { type: "string" },
       "start-cmd": { type: "string" },
       "stop-cmd": { type: "string" },
+      "lock-file": { type: "string" },
     },
   });
   type IntegerFlag = "blue-port" | "green-port" | "ready-timeout" | "stop-timeout";
@@ -140,6 +147,18 @@ export function readOptions(argv: string[], env: Env): PromoteOptions | "help" {
   if (stateFiles.length > sockets.length) {
     throw new UsageError("more --state-file than --socket: state file N is written from socket N");
   }
+  // Both go into runtime API commands, where ";" separates commands and a newline ends one.
+  const backend = values.backend ?? env.SWITCHBOARD_HAPROXY_BACKEND ?? "switchboard";
+  checkHaproxyName(`--backend (SWITCHBOARD_HAPROXY_BACKEND) = ${JSON.stringify(backend)}`, backend);
+  const serverTemplate = values.server ?? env.SWITCHBOARD_HAPROXY_SERVER ?? "{colour}";
+  for (const colour of COLOURS) {
+    const name = fillTemplate(serverTemplate, colour, ports[colour]);
+    const filled = name === serverTemplate ? "" : ` (${colour}: ${JSON.stringify(name)})`;
+    checkHaproxyName(
+      `--server (SWITCHBOARD_HAPROXY_SERVER) = ${JSON.stringify(serverTemplate)}${filled}`,
+      name,
+    );
+  }
   return {
     action,
     manager,
@@ -148,8 +167,8 @@ export function readOptions(argv: string[], env: Env): PromoteOptions | "help" {
     haproxyUrls: list(values["haproxy-url"], "SWITCHBOARD_HAPROXY_URLS", ["http://127.0.0.1"]),
     sockets,
     stateFiles,
-    backend: values.backend ?? env.SWITCHBOARD_HAPROXY_BACKEND ?? "switchboard",
-    serverTemplate: values.server ?? env.SWITCHBOARD_HAPROXY_SERVER ?? "{colour}",
+    backend,
+    serverTemplate,
     cookie: values.cookie ?? env.SWITCHBOARD_HAPROXY_COOKIE ?? "SERVERID",
     readyTimeoutMs,
     stopTimeoutMs,
@@ -160,7 +179,18 @@ export function readOptions(argv: string[], env: Env): PromoteOptions | "help" {
     unit: values.unit ?? env.SWITCHBOARD_UNIT ?? "switchboard@{colour}.service",
     startCmd: values["start-cmd"] ?? env.SWITCHBOARD_START_CMD,
     stopCmd: values["stop-cmd"] ?? env.SWITCHBOARD_STOP_CMD,
+    lockFile: values["lock-file"] || env.SWITCHBOARD_PROMOTE_LOCK || defaultLockFile(),
   };
+}
+
+/** HAProxy's own rule for proxy and server names (it refuses any other character in a configuration). */
+const HAPROXY_NAME = /^[A-Za-z0-9_.:-]+$/;
+
+/** The usage error, one line naming the flag and the rule, unless `name` is a valid HAProxy name. */
+function checkHaproxyName(flag: string, name: string): void {
+  if (!HAPROXY_NAME.test(name)) {
+    throw new UsageError(`${flag}: a HAProxy name may contain only letters, digits, "-", "_", "." and ":"`);
+  }
 }
 
 /** --status wins over --save-state, which wins over --rollback; otherwise the argument names the colour. */

@@ -5,8 +5,11 @@ export type ClientMessage =
   | { type: "subscribe"; channel: string; id?: RequestId; since?: number; epoch?: string }
   | { type: "unsubscribe"; channel: string; id?: RequestId }
   | { type: "publish"; channel: string; data: unknown; id?: RequestId; idempotencyKey?: string }
+  | { type: "refresh"; token: string; id?: RequestId }
   | { type: "ping"; id?: RequestId };
 
+/** Longest token a refresh may carry. */
+export const MAX_TOKEN_LENGTH = 8192;
 /** Longest epoch a resume may carry; epochs the server makes are far shorter. */
 export const MAX_EPOCH_LENGTH = 64;
 /** Longest idempotency key (docs/protocol.md). */
@@ -59,7 +62,13 @@ export function checkedChannel(channel: unknown, maxLength: number, where = ""):
 
 /** A publish's data as JSON, within the payload limit; throws too_large. `where` prefixes the reason. */
 export function encodedData(data: unknown, maxBytes: number, where = ""): string {
-  const dataJson = JSON.stringify(data);
+  let dataJson: string;
+  try {
+    dataJson = JSON.stringify(data) ?? "null";
+  } catch {
+    // A structure nested deeper than the JSON encoder's stack allows (it parsed, but cannot be sent on).
+    throw new SwitchboardError("bad_request", `${where}data is nested too deeply`);
+  }
   if (Buffer.byteLength(dataJson) > maxBytes) {
     throw new SwitchboardError("too_large", `${where}data exceeds ${maxBytes} bytes`);
   }
@@ -103,6 +112,12 @@ export function toClientMessage(
   switch (frame.type) {
     case "ping":
       return withId({ type: "ping" as const });
+    case "refresh": {
+      const token = frame.token;
+      if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH)
+        return fail("bad_request", `refresh needs a token (a string of 1-${MAX_TOKEN_LENGTH} characters)`);
+      return withId({ type: "refresh" as const, token });
+    }
     case "subscribe":
     case "unsubscribe":
     case "publish": {
@@ -133,7 +148,7 @@ export function toClientMessage(
     default:
       return fail(
         "unknown_type",
-        `unknown type ${JSON.stringify(frame.type)}; expected subscribe, unsubscribe, publish or ping`,
+        `unknown type ${JSON.stringify(frame.type)}; expected subscribe, unsubscribe, publish, refresh or ping`,
       );
   }
 }

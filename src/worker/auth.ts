@@ -4,14 +4,16 @@ import { type JWTPayload, jwtVerify, type KeyObject } from "jose";
 import type { Config } from "../config.js";
 import { SwitchboardError } from "../errors.js";
 
-/** What a verified connection token says: who, and which channels (all when absent). */
-export type Claims = { sub?: string; channels?: string[] };
+/** What a verified connection token says: who, which channels (all when absent), until when (unix seconds). */
+export type Claims = { sub?: string; channels?: string[]; exp?: number };
 
 export type TokenVerifier = (token: string | undefined) => Promise<Claims | null>;
 
 /**
  * Connection tokens: HS256 with --jwt-secret, RS256/ES256 with --jwt-public-key; none configured = anonymous.
- * A `channels` claim (names, or prefixes ending in `*`) limits what the connection may subscribe to.
+ * `--jwt-audience` / `--jwt-issuer` are checked when set. A `channels` claim (names, or prefixes ending in `*`)
+ * limits what the connection may subscribe to; one that is not an array of strings is refused, never read as
+ * "everything". `exp` is enforced on open connections too (the gateways close them at that time).
  */
 export function createTokenVerifier(config: Config): TokenVerifier {
   let key: Uint8Array | KeyObject | null = null;
@@ -23,20 +25,40 @@ export function createTokenVerifier(config: Config): TokenVerifier {
     key = createPublicKey(config.jwtPublicKey.replace(/\\n/g, "\n"));
     algorithms = ["RS256", "ES256"];
   }
+  const checks = {
+    algorithms,
+    ...(config.jwtAudience ? { audience: config.jwtAudience } : {}),
+    ...(config.jwtIssuer ? { issuer: config.jwtIssuer } : {}),
+  };
   return async (token) => {
     if (!key) return null;
     if (!token) throw new SwitchboardError("unauthorized", "a connection token is required");
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, { algorithms }));
+      ({ payload } = await jwtVerify(token, key, checks));
     } catch (err) {
       throw new SwitchboardError("unauthorized", `invalid token: ${(err as Error).message}`);
     }
-    const channels = Array.isArray(payload.channels)
-      ? payload.channels.filter((c): c is string => typeof c === "string")
-      : undefined;
-    return { sub: payload.sub, channels };
+    const claims: Claims = {};
+    if (payload.sub !== undefined) claims.sub = payload.sub;
+    if (payload.exp !== undefined) claims.exp = payload.exp;
+    if (payload.channels !== undefined) {
+      const channels = payload.channels;
+      if (!Array.isArray(channels) || !channels.every((c) => typeof c === "string")) {
+        throw new SwitchboardError(
+          "unauthorized",
+          'invalid token: the "channels" claim must be an array of channel names (or prefixes ending in *)',
+        );
+      }
+      claims.channels = channels;
+    }
+    return claims;
   };
+}
+
+/** True while a token with these claims has not expired (no `exp`: never). */
+export function unexpired(claims: Claims | null, nowMs = Date.now()): boolean {
+  return claims?.exp === undefined || claims.exp * 1000 > nowMs;
 }
 
 /** True when the token's `channels` claim (if any) grants `channel`. */
@@ -63,9 +85,30 @@ function isLoopback(address: string | undefined): boolean {
   return !!address && (address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127."));
 }
 
+/** Headers a proxy adds for the client it forwards: with any of them, the loopback peer is not the caller. */
+const FORWARDING_HEADERS = [
+  "forwarded",
+  "via",
+  "x-real-ip",
+  "x-client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+  "x-cluster-client-ip",
+  "x-original-forwarded-for",
+];
+
+function forwardedFor(req: IncomingMessage): string | undefined {
+  for (const name of Object.keys(req.headers)) {
+    if (name.startsWith("x-forwarded-") || FORWARDING_HEADERS.includes(name)) return name;
+  }
+  return undefined;
+}
+
 /**
- * Publish API access: with --api-key, `Authorization: Bearer <key>` or `X-API-Key`; without one, loopback
- * callers only (a request forwarded by a proxy for someone else is not loopback).
+ * Publish API access: with --api-key, `Authorization: Bearer <key>` or `X-API-Key`; without one, fail closed:
+ * direct loopback peers only, and no request that carries a forwarding header of any kind (a proxy in front
+ * forwards for callers this process cannot see, and a proxy that sets only some headers must not open the API).
  */
 export function checkApiAccess(req: IncomingMessage, apiKey: string | null): void {
   if (apiKey) {
@@ -78,16 +121,21 @@ export function checkApiAccess(req: IncomingMessage, apiKey: string | null): voi
       throw new SwitchboardError("forbidden", "wrong API key");
     return;
   }
-  const forwarded = req.headers["x-forwarded-for"];
-  const forwardedOk =
-    forwarded === undefined ||
-    String(forwarded)
-      .split(",")
-      .every((a) => isLoopback(a.trim()));
-  if (!isLoopback(req.socket.remoteAddress) || !forwardedOk) {
+  if (!isLoopback(req.socket.remoteAddress)) {
+    throw new SwitchboardError("forbidden", "no --api-key is set, so the API accepts loopback callers only");
+  }
+  const header = forwardedFor(req);
+  if (header !== undefined) {
     throw new SwitchboardError(
       "forbidden",
-      "no --api-key is set, so the publish API accepts loopback callers only",
+      `no --api-key is set, so the API refuses forwarded requests (${header}): set --api-key behind a proxy`,
     );
   }
+}
+
+/** The API's access mode, for the start-up log. */
+export function apiAccessMode(apiKey: string | null): string {
+  return apiKey
+    ? "API key required (Authorization: Bearer or X-API-Key)"
+    : "no --api-key: direct loopback callers only, forwarded requests refused";
 }

@@ -9,7 +9,8 @@ import { TokenBucket } from "./token-bucket.js";
 export abstract class ClientMember implements Member {
   abstract readonly protocol: "raw" | "sio";
   abstract readonly closed: boolean;
-  readonly claims: Claims | null;
+  /** The token's claims; a refresh replaces them. */
+  claims: Claims | null;
   readonly budget: TokenBucket;
   #channels: Set<string> | null = null;
 

@@ -10,6 +10,7 @@ import { publishedFields } from "../protocol/server-frames.js";
 import { answerProbe, type ProbeAnswer, type Readiness } from "../readiness.js";
 import { checkApiAccess } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
+import { channelRoom } from "./sio-gateway.js";
 import type { WorkerCounters } from "./worker-counters.js";
 
 export type HttpApiDeps = {
@@ -23,6 +24,22 @@ export type HttpApiDeps = {
   readiness(): Readiness;
   log: Logger;
 };
+
+/** Events /api/emit refuses: Socket.IO's own, and the ones Switchboard's clients take as channel traffic. */
+const RESERVED_EVENTS = new Set([
+  "connect",
+  "connect_error",
+  "disconnect",
+  "disconnecting",
+  "newListener",
+  "removeListener",
+  "error",
+  "message",
+  "gap",
+  "token_expired",
+]);
+const MAX_EVENT_LENGTH = 64;
+const MAX_ROOM_LENGTH = 256;
 
 /** Presence question sent to the other workers with Socket.IO's serverSideEmit. */
 export const PRESENCE_EVENT = "switchboard:presence";
@@ -64,6 +81,8 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
       if (!(err instanceof SwitchboardError)) d.log.error({ err }, "HTTP handler failed");
       d.counters.error(e.code);
       const { status, body } = errorReply(e.code, e.message);
+      // The rest of an oversized body is not read: this connection cannot carry another request.
+      if (e.code === "too_large") res.shouldKeepAlive = false;
       send(res, status, body);
     });
   };
@@ -93,19 +112,40 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
   async function presence(channel: string | null): Promise<unknown> {
     const name = checkedChannel(channel, d.config.maxChannelLength);
     const [sockets, rawElsewhere] = await Promise.all([
-      d.io.in(name).fetchSockets(),
+      d.io.in(channelRoom(name)).fetchSockets(),
       d.io.serverSideEmitWithAck(PRESENCE_EVENT, name) as Promise<number[]>,
     ]);
     const raw = d.rawCount(name) + rawElsewhere.reduce((a, b) => a + b, 0);
     return { channel: name, raw, socketio: sockets.length, sockets: sockets.map((s) => s.id) };
   }
 
+  /**
+   * `io.to(room).emit(event, ...args)` across workers (and hosts), for apps that emit their own Socket.IO events:
+   * to a Socket.IO `room` (a socket id, a room the app manages) or to a `channel`'s Socket.IO subscribers.
+   */
   function emit(body: unknown): unknown {
-    if (!isObject(body) || typeof body.room !== "string" || typeof body.event !== "string") {
-      throw new SwitchboardError("bad_request", 'body must be {"room":…,"event":…,"args":[…]}');
-    }
-    const args = Array.isArray(body.args) ? body.args : [];
-    d.io.to(body.room).emit(body.event, ...args);
+    if (!isObject(body))
+      throw new SwitchboardError("bad_request", 'body must be {"room"|"channel":…,"event":…,"args":[…]}');
+    const { room, channel, event } = body;
+    if (typeof event !== "string" || event.length === 0 || event.length > MAX_EVENT_LENGTH)
+      throw new SwitchboardError("bad_request", `event must be a name of 1-${MAX_EVENT_LENGTH} characters`);
+    if (RESERVED_EVENTS.has(event))
+      throw new SwitchboardError(
+        "bad_request",
+        `event "${event}" is reserved (${[...RESERVED_EVENTS].join(", ")})`,
+      );
+    if ((room === undefined) === (channel === undefined))
+      throw new SwitchboardError("bad_request", 'give either "room" or "channel"');
+    let target: string;
+    if (channel !== undefined) target = channelRoom(checkedChannel(channel, d.config.maxChannelLength));
+    else if (typeof room === "string" && room.length > 0 && room.length <= MAX_ROOM_LENGTH) target = room;
+    else
+      throw new SwitchboardError("bad_request", `room must be a string of 1-${MAX_ROOM_LENGTH} characters`);
+    if (body.args !== undefined && !Array.isArray(body.args))
+      throw new SwitchboardError("bad_request", "args must be an array");
+    const args = (body.args as unknown[] | undefined) ?? [];
+    encodedData(args, d.config.maxPayloadBytes, "args: ");
+    d.io.to(target).emit(event, ...args);
     return { ok: true };
   }
 }
@@ -114,23 +154,32 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** How long, and how much more, a body over the limit is read (and dropped) so the 413 reaches the client. */
+const OVERFLOW_DRAIN_MS = 2000;
+
 function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > limit) {
+    const tooLarge = () => {
+      // Keep reading what is still coming (dropped), so the client gets the 413 instead of a reset; a body that
+      // goes on is cut once the answer had time to go out.
+      req.removeAllListeners("data");
       req.resume();
-      return reject(new SwitchboardError("too_large", `body exceeds ${limit} bytes`));
-    }
+      const cut = setTimeout(() => req.socket.destroy(), OVERFLOW_DRAIN_MS);
+      cut.unref();
+      req.once("end", () => clearTimeout(cut));
+      reject(new SwitchboardError("too_large", `body exceeds ${limit} bytes`));
+    };
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) return tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        reject(new SwitchboardError("too_large", `body exceeds ${limit} bytes`));
-        req.destroy();
-      } else chunks.push(c);
+      if (size > limit) tooLarge();
+      else chunks.push(c);
     });
     req.on("end", () => {
+      if (size > limit) return;
       try {
         resolve(JSON.parse(Buffer.concat(chunks, size).toString("utf8")));
       } catch {

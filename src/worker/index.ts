@@ -64,7 +64,9 @@ export function runWorker(config: Config, workerId: number): void {
     sio.lost(channel, offset, epoch);
   });
   bus.onControl((m) => {
-    if (m.kind === "readiness") readiness = m.readiness;
+    // The primary's liveness heartbeat: answered at once, so a worker whose event loop stops is noticed.
+    if (m.kind === "ping") bus.send({ tag: IPC_TAG, kind: "pong", seq: m.seq });
+    else if (m.kind === "readiness") readiness = m.readiness;
     else if (m.kind === "drain") {
       accepting = false;
       void drainWorker(m, server, ws, sio, log).then(() => {

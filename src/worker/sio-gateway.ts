@@ -1,14 +1,16 @@
 import type { Server as HttpServer, IncomingMessage } from "node:http";
 import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
-import { type ErrorCode, errorReply } from "../errors.js";
+import { type ErrorCode, errorReply, type SwitchboardError } from "../errors.js";
 import type { HistoryEntry } from "../ipc.js";
 import { isParseFailure, toClientMessage } from "../protocol/client-message.js";
 import { lostGap, publishedFields } from "../protocol/server-frames.js";
-import { type Claims, tokenOf } from "./auth.js";
+import { type Claims, tokenOf, unexpired } from "./auth.js";
 import { ClientMember } from "./client-member.js";
 import { type ClientPublish, createClientPublish } from "./client-publish.js";
 import type { GatewayDeps } from "./gateway-deps.js";
+import { HARD_LIMIT_FACTOR, SLOW_GRACE_MS } from "./raw-connection.js";
+import { EXPIRED_MESSAGE, refreshedClaims, startExpirySweep } from "./token-refresh.js";
 
 /** Engine.IO's socket as we trim it: the request dropped once its token is read. */
 type EngineSocket = { request: (IncomingMessage & { _query?: object }) | null; requestToken?: string };
@@ -24,6 +26,14 @@ type Held = ["message", data: unknown, offset: number] | ["gap", info: Record<st
 
 const MEMBER = Symbol("switchboard.member");
 
+/**
+ * The Socket.IO room of a channel's subscribers. Channels have a room namespace of their own: a channel named like
+ * another socket's id must not reach that socket's private room (what `/api/emit` to a socket id sends).
+ */
+export function channelRoom(channel: string): string {
+  return `channel:${channel}`;
+}
+
 /** A Socket.IO socket with its member attached: shared listeners find their connection through it. */
 type MemberSocket = Socket & { [MEMBER]?: SioMember };
 
@@ -32,6 +42,8 @@ class SioMember extends ClientMember {
   readonly socket: Socket;
   /** Channels whose resume history is still being sent: live events wait here and follow it. */
   held: Map<string, Held[]> | null = null;
+  /** Since when its backlog has been above --max-buffered (0: it has not). */
+  behindSince = 0;
   constructor(socket: Socket, claims: Claims | null, rate: number) {
     super(claims, rate);
     this.socket = socket;
@@ -50,6 +62,7 @@ export class SioGateway {
   readonly #d: GatewayDeps;
   readonly #publish: ClientPublish;
   readonly #sweep: NodeJS.Timeout;
+  readonly #expiry: NodeJS.Timeout | null;
   /** Members replaying a channel's history, by channel: not in its room yet (see #replay). */
   readonly #replaying = new Map<string, Set<SioMember>>();
   readonly #onEvent: (this: MemberSocket, event: string, ...args: unknown[]) => void;
@@ -101,7 +114,16 @@ export class SioGateway {
     const gateway = this;
     this.#onEvent = function (event, ...args) {
       const member = this[MEMBER];
-      if (member) gateway.#dispatch(member, event, args);
+      if (!member) return;
+      const ack = args[args.length - 1];
+      try {
+        gateway.#dispatch(member, event, args);
+      } catch (err) {
+        // A fault of ours: logged, answered `internal` when the event wants an answer; the socket stays.
+        gateway.#d.log.error({ err, event }, "Socket.IO event handling failed");
+        if (typeof ack === "function") gateway.#fail(ack as Ack, "internal", "internal error");
+        else gateway.#d.counters.error("internal");
+      }
     };
     this.#onDisconnect = function () {
       const member = this[MEMBER];
@@ -110,6 +132,12 @@ export class SioGateway {
     this.io.on("connection", (socket) => this.#open(socket));
     this.#sweep = setInterval(() => this.#sweepSlowConsumers(), 250);
     this.#sweep.unref();
+    this.#expiry = startExpirySweep(d.config, (now) => {
+      for (const socket of this.io.of("/").sockets.values()) {
+        const member = (socket as MemberSocket)[MEMBER];
+        if (member && !unexpired(member.claims, now)) this.#expire(member);
+      }
+    });
   }
 
   /**
@@ -131,11 +159,13 @@ export class SioGateway {
     const last = args[args.length - 1];
     const ack: Ack = typeof last === "function" ? (args.pop() as Ack) : () => {};
     if (!member.budget.take()) return this.#fail(ack, "rate_limited", "too many events per second");
+    if (!unexpired(member.claims)) return this.#expire(member);
+    if (event === "refresh") return this.#refresh(member, args[0], ack);
     if (event !== "subscribe" && event !== "unsubscribe" && event !== "publish") {
       return this.#fail(
         ack,
         "bad_request",
-        `unknown event ${JSON.stringify(event)}; use subscribe, unsubscribe or publish`,
+        `unknown event ${JSON.stringify(event)}; use subscribe, unsubscribe, publish or refresh`,
       );
     }
     const [first, second, third] = args;
@@ -152,7 +182,7 @@ export class SioGateway {
       case "unsubscribe":
         this.#d.subscriptions.unsubscribe(member, msg.channel);
         this.#stopReplay(member, msg.channel);
-        member.socket.leave(msg.channel);
+        member.socket.leave(channelRoom(msg.channel));
         return ack({ ok: true });
       case "publish":
         return this.#publish(
@@ -162,6 +192,28 @@ export class SioGateway {
           (err) => this.#fail(ack, err.code, err.message),
         );
     }
+  }
+
+  /** `socket.emit("refresh", token, ack)`: a new token for the same user; its `exp` replaces the old one. */
+  #refresh(member: SioMember, token: unknown, ack: Ack): void {
+    const msg = toClientMessage({ type: "refresh", token }, this.#d.config.maxChannelLength);
+    if (isParseFailure(msg)) return this.#fail(ack, msg.error, msg.message);
+    if (msg.type !== "refresh") return;
+    refreshedClaims(this.#d.verifyToken, member.claims, msg.token).then(
+      (claims) => {
+        member.claims = claims;
+        ack(claims.exp === undefined ? { ok: true } : { ok: true, exp: claims.exp });
+      },
+      (err: SwitchboardError) => this.#fail(ack, err.code, err.message),
+    );
+  }
+
+  /** The token expired without a refresh: a `token_expired` event, then the server disconnects the socket. */
+  #expire(member: SioMember): void {
+    if (member.closed) return;
+    this.#d.counters.error("token_expired");
+    member.socket.emit("token_expired", errorReply("token_expired", EXPIRED_MESSAGE).body.error);
+    member.socket.disconnect(true);
   }
 
   #subscribe(
@@ -180,7 +232,7 @@ export class SioGateway {
       else ack({ ok: true, offset, epoch: outcome.epoch, recovered });
       // Not a member when it unsubscribed or left while the subscribe was pending: no room then.
       if (!member.channels.has(name)) return;
-      if (history.length === 0) member.socket.join(name);
+      if (history.length === 0) member.socket.join(channelRoom(name));
       else void this.#replay(member, name, history);
     });
   }
@@ -217,7 +269,7 @@ export class SioGateway {
       if (e[0] === "message") member.socket.emit("message", channel, e[1], { offset: e[2] });
       else member.socket.emit("gap", channel, e[1]);
     }
-    member.socket.join(channel);
+    member.socket.join(channelRoom(channel));
   }
 
   #stopReplay(member: SioMember, channel: string): void {
@@ -231,10 +283,10 @@ export class SioGateway {
   deliver(channel: string, offset: number, dataJson: string): number {
     if (!this.#d.registry.hasSio(channel)) return 0;
     const data = JSON.parse(dataJson);
-    this.io.local.to(channel).emit("message", channel, data, { offset });
+    this.io.local.to(channelRoom(channel)).emit("message", channel, data, { offset });
     const replaying = this.#replaying.get(channel);
     if (replaying) for (const m of replaying) m.held?.get(channel)?.push(["message", data, offset]);
-    return (this.io.of("/").adapter.rooms.get(channel)?.size ?? 0) + (replaying?.size ?? 0);
+    return (this.io.of("/").adapter.rooms.get(channelRoom(channel))?.size ?? 0) + (replaying?.size ?? 0);
   }
 
   /** Tells this worker's Socket.IO subscribers of `channel` that messages may be missing (event "gap"). */
@@ -242,7 +294,7 @@ export class SioGateway {
     if (!this.#d.registry.hasSio(channel)) return;
     const gap = lostGap(offset);
     const info = { offset, epoch, reason: gap.reason, message: gap.message };
-    this.io.local.to(channel).emit("gap", channel, info);
+    this.io.local.to(channelRoom(channel)).emit("gap", channel, info);
     const replaying = this.#replaying.get(channel);
     if (replaying) for (const m of replaying) m.held?.get(channel)?.push(["gap", info]);
   }
@@ -253,16 +305,26 @@ export class SioGateway {
     ack({ error: { ...error, ...extra } });
   }
 
-  /** Socket.IO buffers per socket on its own; a socket whose backlog passes --max-buffered is disconnected. */
+  /**
+   * Socket.IO buffers per socket on its own. A socket whose backlog stays above --max-buffered for longer than the
+   * grace, or passes the hard multiple of it, is disconnected (the raw gateway's rule, RawConnection.send).
+   */
   #sweepSlowConsumers(): void {
     const max = this.#d.config.maxBufferedBytes;
+    const now = Date.now();
     for (const socket of this.io.of("/").sockets.values()) {
+      const member = (socket as MemberSocket)[MEMBER];
+      if (!member) continue;
       const bytes = bufferedBytes(socket);
-      if (bytes > max) {
-        this.#d.counters.slowConsumers += 1;
-        this.#d.log.warn({ sid: socket.id, bufferedBytes: bytes }, "slow consumer closed (Socket.IO)");
-        socket.disconnect(true);
+      if (bytes <= max) {
+        member.behindSince = 0;
+        continue;
       }
+      if (member.behindSince === 0) member.behindSince = now;
+      if (bytes <= HARD_LIMIT_FACTOR * max && now - member.behindSince <= SLOW_GRACE_MS) continue;
+      this.#d.counters.slowConsumers += 1;
+      this.#d.log.warn({ sid: socket.id, bufferedBytes: bytes }, "slow consumer closed (Socket.IO)");
+      socket.disconnect(true);
     }
   }
 
@@ -272,6 +334,7 @@ export class SioGateway {
 
   close(): void {
     clearInterval(this.#sweep);
+    if (this.#expiry) clearInterval(this.#expiry);
   }
 }
 

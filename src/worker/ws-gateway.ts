@@ -2,7 +2,7 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Socket } from "node:net";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import type { Resume } from "../bus/bus.js";
-import { CLOSE_RESTART, type ErrorCode, errorCodes, errorReply } from "../errors.js";
+import { CLOSE_RESTART, type ErrorCode, errorCodes, errorReply, type SwitchboardError } from "../errors.js";
 import { endWithJson } from "../http-reply.js";
 import {
   type ClientMessage,
@@ -22,12 +22,13 @@ import {
   publishedFields,
   reconnectText,
 } from "../protocol/server-frames.js";
-import { type Claims, tokenOf } from "./auth.js";
+import { type Claims, tokenOf, unexpired } from "./auth.js";
 import type { ClientMember } from "./client-member.js";
 import { type ClientPublish, createClientPublish } from "./client-publish.js";
 import { FrameFlusher } from "./frame-flusher.js";
 import type { GatewayDeps } from "./gateway-deps.js";
 import { RawConnection } from "./raw-connection.js";
+import { EXPIRED_MESSAGE, refreshedClaims, startExpirySweep } from "./token-refresh.js";
 
 const SLOW_CONSUMER_GRACE_MS = 30_000;
 const CONNECTION = Symbol("switchboard.connection");
@@ -54,6 +55,7 @@ export class WsGateway {
   readonly connections = new Set<RawConnection>();
   readonly #publish: ClientPublish;
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #expiry: NodeJS.Timeout | null;
   // Every connection shares these listeners instead of closures of its own (about 1 KiB per idle connection).
   readonly #onSlow = (conn: RawConnection) => this.#slow(conn);
   readonly #onMessage: (this: ConnectedWebSocket, data: RawData, isBinary: boolean) => void;
@@ -76,7 +78,7 @@ export class WsGateway {
     const gateway = this;
     this.#onMessage = function (data, isBinary) {
       const conn = this[CONNECTION];
-      if (conn) gateway.#receive(conn, data, isBinary);
+      if (conn) gateway.#receiveGuarded(conn, data, isBinary);
     };
     this.#onClose = function () {
       const conn = this[CONNECTION];
@@ -85,6 +87,9 @@ export class WsGateway {
     this.#onError = (err) => d.log.debug({ err }, "ws connection error");
     this.#heartbeat = setInterval(() => this.#beat(), d.config.pingIntervalMs);
     this.#heartbeat.unref();
+    this.#expiry = startExpirySweep(d.config, (now) => {
+      for (const conn of this.connections) if (!unexpired(conn.claims, now)) this.#expire(conn);
+    });
   }
 
   async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
@@ -126,6 +131,18 @@ export class WsGateway {
     this.#d.subscriptions.leaveAll(conn);
   }
 
+  /** A fault of ours while handling a frame is logged and closes that connection with 1011; the others go on. */
+  #receiveGuarded(conn: RawConnection, data: RawData, isBinary: boolean): void {
+    try {
+      this.#receive(conn, data, isBinary);
+    } catch (err) {
+      this.#d.log.error({ err }, "raw frame handling failed: connection closed with 1011");
+      this.#d.counters.error("internal");
+      conn.closed = true;
+      conn.ws.close(errorCodes.internal.close, "internal error");
+    }
+  }
+
   #receive(conn: RawConnection, data: RawData, isBinary: boolean): void {
     if (!conn.budget.take()) {
       return this.#error(conn, "rate_limited", `more than ${this.#d.config.clientRate} frames per second`);
@@ -136,6 +153,8 @@ export class WsGateway {
       return this.#error(conn, "too_large", `frame exceeds ${this.#d.config.maxPayloadBytes} bytes`, id);
     }
     if (isBinary) return this.#error(conn, "bad_request", "binary frames are not supported; send JSON text");
+    // A frame after the token's expiry is not served, even before the sweep closes the connection.
+    if (!unexpired(conn.claims)) return this.#expire(conn);
     const msg = parseClientMessage(bytes.toString("utf8"), this.#d.config.maxChannelLength);
     if (isParseFailure(msg)) return this.#error(conn, msg.error, msg.message, msg.id);
     this.#handle(conn, msg);
@@ -145,6 +164,14 @@ export class WsGateway {
     switch (msg.type) {
       case "ping":
         return this.#text(conn, pongText(msg.id));
+      case "refresh":
+        return void refreshedClaims(this.#d.verifyToken, conn.claims, msg.token).then(
+          (claims) => {
+            conn.claims = claims;
+            this.#ack(conn, msg.id, claims.exp === undefined ? {} : { exp: claims.exp });
+          },
+          (err: SwitchboardError) => this.#error(conn, err.code, err.message, msg.id),
+        );
       case "unsubscribe":
         this.#d.subscriptions.unsubscribe(conn, msg.channel);
         return this.#ack(conn, msg.id);
@@ -227,6 +254,15 @@ export class WsGateway {
     this.#text(conn, errorText(code, message, id, extra));
   }
 
+  /** The token expired without a refresh: a `token_expired` error, then close 4001. */
+  #expire(conn: RawConnection): void {
+    if (conn.closed) return;
+    this.#error(conn, "token_expired", EXPIRED_MESSAGE);
+    conn.flush();
+    conn.closed = true;
+    conn.ws.close(errorCodes.token_expired.close, "token expired");
+  }
+
   #slow(conn: RawConnection): void {
     if (conn.closed) return;
     conn.closed = true;
@@ -261,6 +297,7 @@ export class WsGateway {
 
   close(): void {
     clearInterval(this.#heartbeat);
+    if (this.#expiry) clearInterval(this.#expiry);
     this.#flusher.close();
     for (const conn of this.connections) conn.ws.terminate();
   }

@@ -169,7 +169,7 @@ describe("delivery across workers", () => {
     const got = sio.map((c) => new Promise((resolve) => c.socket.once("custom", resolve)));
     const emit = await fetch(`${server.url}/api/emit`, {
       method: "POST",
-      body: JSON.stringify({ room: "news", event: "custom", args: [{ hello: "room" }] }),
+      body: JSON.stringify({ channel: "news", event: "custom", args: [{ hello: "room" }] }),
     });
     assert.equal(emit.status, 200);
     assert.deepEqual(

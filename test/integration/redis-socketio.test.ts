@@ -13,7 +13,7 @@ describe("Socket.IO's own cross-node features across two hosts", () => {
   const presence = async (host: ServerProcess, channel: string): Promise<Presence> =>
     (await (await fetch(`${host.url}/api/presence?channel=${channel}`)).json()) as Presence;
 
-  it("io.to(room).emit from one host reaches the room's sockets on every host, once", async () => {
+  it("/api/emit to a channel from one host reaches its Socket.IO subscribers on every host, once", async () => {
     const [a, b] = fixture.hosts as [ServerProcess, ServerProcess];
     const members = [
       track(await SioClient.open(a.url, ["websocket"])),
@@ -34,7 +34,7 @@ describe("Socket.IO's own cross-node features across two hosts", () => {
     ] as const) {
       const res = await fetch(`${host.url}/api/emit`, {
         method: "POST",
-        body: JSON.stringify({ room: "room:1", event: "note", args: ["hi", { n }] }),
+        body: JSON.stringify({ channel: "room:1", event: "note", args: ["hi", { n }] }),
       });
       assert.deepEqual(await res.json(), { ok: true });
     }

@@ -1,0 +1,253 @@
+/**
+ * Hostile input and unlucky clients against real servers (issue 11, points 1–5 and 8): each test here failed on the
+ * server before these rules existed.
+ */
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import http from "node:http";
+import { after, before, describe, it } from "node:test";
+import WebSocket from "ws";
+import { RawClient, SioClient } from "../helpers/clients.js";
+import { request } from "../helpers/http.js";
+import { type ServerProcess, startServer, until } from "../helpers/server.js";
+
+const SECRET = "hostile-secret";
+
+function hs256(payload: Record<string, unknown>, secret = SECRET): string {
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(payload)}`;
+  return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+}
+
+const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
+
+/** The upgrade's HTTP status and body when it is refused, or 101. */
+function upgrade(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.once("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => {
+        body += c;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once("open", () => {
+      ws.terminate();
+      resolve({ status: 101, body: "" });
+    });
+    ws.on("error", () => {});
+  });
+}
+
+describe("anonymous server: readers, forwarded requests, rooms, deep data", () => {
+  let server: ServerProcess;
+  before(async () => {
+    server = await startServer(["--workers", "1", "--client-rate", "10000"]);
+  });
+  after(async () => {
+    assert.equal(await server.stop(), 0);
+  });
+
+  it("does not close a fast reader as a slow consumer for one big batch", async () => {
+    const reader = await RawClient.open(server.wsUrl);
+    assert.equal((await reader.subscribe("burst")).type, "ack");
+    const kb = "k".repeat(1000);
+    for (let round = 0; round < 2; round++) {
+      const body = JSON.stringify({
+        messages: Array.from({ length: 1000 }, (_, i) => ({ channel: "burst", data: { kb, i } })),
+      });
+      const res = await fetch(`${server.url}/api/publish`, { method: "POST", body });
+      assert.equal(res.status, 200);
+    }
+    await reader.waitForMessages("burst", 2000, 20_000);
+    assert.equal(reader.closeCode, null, "the reader keeps up: it is not a slow consumer");
+    reader.close();
+  });
+
+  it("refuses forwarded requests without an API key, whatever the forwarding header", async () => {
+    const post = (headers: Record<string, string>) =>
+      request(`${server.url}/api/publish`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ channel: "a", data: 1 }),
+      });
+    assert.equal((await post({})).status, 200, "a direct loopback caller");
+    for (const headers of <Record<string, string>[]>[
+      { forwarded: "for=203.0.113.9" },
+      { "x-real-ip": "203.0.113.9" },
+      { "x-forwarded-for": "127.0.0.1" },
+      { "x-forwarded-host": "example.com" },
+      { via: "1.1 proxy" },
+      { "true-client-ip": "203.0.113.9" },
+    ]) {
+      const res = await post(headers);
+      assert.equal(res.status, 403, JSON.stringify(headers));
+      assert.match(res.body, /forwarded requests/);
+    }
+  });
+
+  it("keeps channel rooms apart from Socket.IO's own rooms, and checks /api/emit", async () => {
+    const victim = await SioClient.open(server.url);
+    const snoop = await SioClient.open(server.url);
+    try {
+      // The snooping client subscribes to a channel named like the victim's socket id (its private room).
+      assert.equal((await snoop.subscribe(victim.socket.id as string)).ok, true);
+      const got = { victim: 0, snoop: 0 };
+      victim.socket.on("private", () => {
+        got.victim += 1;
+      });
+      snoop.socket.on("private", () => {
+        got.snoop += 1;
+      });
+      const emit = (body: unknown) =>
+        request(`${server.url}/api/emit`, { method: "POST", body: JSON.stringify(body) });
+      assert.equal((await emit({ room: victim.socket.id, event: "private", args: [1] })).status, 200);
+      await until(() => got.victim === 1, 5000, "the private emit on its socket");
+      // A channel message marker after it: once it arrived, the private emit would have too.
+      await server.publish(victim.socket.id as string, "marker");
+      await snoop.waitForMessages(victim.socket.id as string, 1);
+      assert.equal(got.snoop, 0, "a channel subscriber does not receive another socket's private emits");
+      for (const [body, status] of [
+        [{ room: "r", event: "connect" }, 400],
+        [{ room: "r", event: "message" }, 400],
+        [{ room: "r", event: "" }, 400],
+        [{ event: "x" }, 400],
+        [{ room: "r", channel: "c", event: "x" }, 400],
+        [{ room: "r", event: "x", args: "nope" }, 400],
+        [{ room: "r", event: "x", args: ["x".repeat(70_000)] }, 413],
+        [{ channel: "news", event: "custom", args: [1] }, 200],
+      ] as const) {
+        const res = await emit(body);
+        assert.equal(res.status, status, `${JSON.stringify(body).slice(0, 80)}: ${res.body}`);
+        if (status !== 200) assert.ok(JSON.parse(res.body).error.code, "a documented code");
+      }
+    } finally {
+      victim.close();
+      snoop.close();
+    }
+  });
+
+  it("answers data nested too deeply with bad_request on every path, never an error without a code", async () => {
+    const deep = `${"[".repeat(20_000)}${"]".repeat(20_000)}`;
+    const raw = await RawClient.open(server.wsUrl);
+    raw.ws.send(`{"type":"publish","channel":"chat:deep","id":"deep","data":${deep}}`);
+    const reply = await raw.waitFor((f) => f.id === "deep");
+    assert.deepEqual([reply.type, reply.code], ["error", "bad_request"]);
+    assert.equal((await raw.request({ type: "ping" })).type, "pong", "the connection goes on");
+    raw.close();
+    const res = await request(`${server.url}/api/publish`, {
+      method: "POST",
+      body: `{"channel":"a","data":${deep}}`,
+    });
+    assert.equal(res.status, 400, res.body);
+    assert.equal(JSON.parse(res.body).error.code, "bad_request");
+    // socket.io-client cannot even encode such data: speak Engine.IO/Socket.IO packets by hand.
+    const eio = new WebSocket(`${server.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
+    const packets: string[] = [];
+    eio.on("message", (m) => packets.push(String(m)));
+    await until(() => packets.some((p) => p.startsWith("0{")), 5000, "the Engine.IO open packet");
+    eio.send("40");
+    await until(() => packets.some((p) => p.startsWith("40")), 5000, "the namespace connect");
+    eio.send(`427["publish","chat:deep",${deep}]`);
+    const answer = await until(() => packets.find((p) => p.startsWith("437")), 5000, "the ack of the publish");
+    assert.equal((JSON.parse(answer.slice(3)) as [{ error: { code: string } }])[0].error.code, "bad_request");
+    eio.close();
+    const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    assert.ok(!metrics.includes('code="undefined"'), "every counted error has its code");
+  });
+
+  it("answers a chunked body over the limit with 413, not a reset", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${server.url}/api/publish`, { method: "POST", agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      // Transfer-Encoding: chunked (no Content-Length): 3 MiB, over the 1 MiB body limit.
+      const chunk = "x".repeat(64 * 1024);
+      let sent = 0;
+      const more = () => {
+        while (sent < 48) {
+          sent += 1;
+          if (!req.write(chunk)) return void req.once("drain", more);
+        }
+        req.end();
+      };
+      more();
+    });
+    assert.equal(status, 413);
+  });
+});
+
+describe("connection tokens: claims, expiry and refresh", () => {
+  let server: ServerProcess;
+  before(async () => {
+    server = await startServer(["--workers", "1", "--jwt-secret", SECRET, "--jwt-audience", "rt"]);
+  });
+  after(async () => {
+    assert.equal(await server.stop(), 0);
+  });
+
+  it("refuses a channels claim that is not an array of strings, and a token for another audience", async () => {
+    for (const channels of ["news", {}, [1], ["news", 2]]) {
+      const token = hs256({ sub: "u", aud: "rt", channels, exp: inSeconds(60) });
+      const res = await upgrade(`${server.wsUrl}?token=${token}`);
+      assert.equal(res.status, 401, JSON.stringify(channels));
+      assert.match(res.body, /channels\W+ claim must be an array/);
+      await assert.rejects(SioClient.open(server.url, ["websocket"], { auth: { token } }), /channels/);
+    }
+    assert.equal(
+      (await upgrade(`${server.wsUrl}?token=${hs256({ sub: "u", exp: inSeconds(60) })}`)).status,
+      401,
+    );
+    assert.equal(
+      (await upgrade(`${server.wsUrl}?token=${hs256({ sub: "u", aud: "rt", exp: inSeconds(60) })}`)).status,
+      101,
+    );
+  });
+
+  it("closes a raw connection with 4001 at its token's expiry unless it refreshed in-band", async () => {
+    const short = await RawClient.open(
+      `${server.wsUrl}?token=${hs256({ sub: "u1", aud: "rt", exp: inSeconds(2) })}`,
+    );
+    const refreshed = await RawClient.open(
+      `${server.wsUrl}?token=${hs256({ sub: "u1", aud: "rt", exp: inSeconds(2) })}`,
+    );
+    assert.equal((await short.subscribe("news")).type, "ack");
+    const later = inSeconds(60);
+    const ack = await refreshed.request({
+      type: "refresh",
+      token: hs256({ sub: "u1", aud: "rt", exp: later }),
+    });
+    assert.deepEqual([ack.type, ack.exp], ["ack", later]);
+    const other = await refreshed.request({
+      type: "refresh",
+      token: hs256({ sub: "u2", aud: "rt", exp: later }),
+    });
+    assert.equal(other.code, "forbidden", "a refresh is for the same user");
+    assert.equal(await short.closed(10_000), 4001);
+    assert.ok(short.frames.some((f) => f.type === "error" && f.code === "token_expired"));
+    assert.equal(refreshed.closeCode, null, "the refreshed connection stays");
+    assert.equal((await refreshed.subscribe("news")).type, "ack");
+    refreshed.close();
+  });
+
+  it("disconnects a Socket.IO socket at its token's expiry unless it refreshed with the refresh event", async () => {
+    const token = hs256({ sub: "u3", aud: "rt", exp: inSeconds(2) });
+    const short = await SioClient.open(server.url, ["websocket"], { auth: { token } });
+    const kept = await SioClient.open(server.url, ["polling"], { auth: { token } });
+    const expired = new Promise<{ code: string }>((resolve) => short.socket.once("token_expired", resolve));
+    const later = inSeconds(60);
+    const ack = await kept.socket
+      .timeout(5000)
+      .emitWithAck("refresh", hs256({ sub: "u3", aud: "rt", exp: later }));
+    assert.deepEqual(ack, { ok: true, exp: later });
+    assert.equal((await expired).code, "token_expired");
+    await until(() => short.socket.disconnected, 10_000, "the expired socket disconnected");
+    assert.equal(kept.socket.connected, true);
+    assert.equal((await kept.subscribe("news")).ok, true);
+    short.close();
+    kept.close();
+  });
+});
