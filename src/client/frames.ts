@@ -16,6 +16,7 @@ export type ClientFrame =
   | SubscribeFrame
   | { type: "unsubscribe"; channel: string; id: RequestId }
   | { type: "publish"; channel: string; data: unknown; id: RequestId; idempotencyKey: string }
+  | { type: "refresh"; token: string; id: RequestId }
   | { type: "ping"; id: RequestId };
 
 export type AckFrame = {
@@ -26,6 +27,8 @@ export type AckFrame = {
   epoch?: string;
   recovered?: boolean;
   duplicate?: boolean;
+  /** A refresh's answer: when the new token expires. */
+  exp?: number;
 };
 
 export type ErrorFrame = {

@@ -17,6 +17,7 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from "./subscription.js";
+import { refreshDelayMs, tokenExpiry } from "./token-refresh.js";
 import { withToken } from "./url.js";
 import {
   abandon,
@@ -62,9 +63,10 @@ export type SwitchboardEvents = {
 /** What a reply with a given id settles; a subscribe's timer gives up on the link if no answer comes. */
 type Pending =
   | { kind: "subscribe"; tracker: ChannelTracker; timer: Timer }
-  | { kind: "publish"; publish: PendingPublish };
+  | { kind: "publish"; publish: PendingPublish }
+  | { kind: "refresh"; token: string };
 
-/** The server closes with this when the connection's token expired (later server versions). */
+/** The server closes with this when the connection's token expired without a refresh. */
 const CLOSE_TOKEN_EXPIRED = 4001;
 /** What the SDK reports for a socket it gave up on itself (no close frame was received). */
 const CLOSE_ABNORMAL = 1006;
@@ -101,6 +103,9 @@ export class Switchboard {
   #serverDelayMs: number | null = null;
   /** A 4001 close was already answered with an immediate reconnect since the last good link. */
   #refreshedOnExpiry = false;
+  /** The token of the current connection, and the timer that refreshes it in-band before it expires. */
+  #token: string | undefined;
+  #refreshTimer: Timer | null = null;
   #retryTimer: Timer | null = null;
   #openTimer: Timer | null = null;
 
@@ -190,6 +195,7 @@ export class Switchboard {
       const token = this.#o.getToken ? await this.#o.getToken() : this.#o.token;
       // disconnect() from a state listener or while the token was fetched
       if (this.#state === "closed") return;
+      this.#token = token;
       ws = new this.#WebSocket(withToken(base, token));
     } catch (err) {
       if (this.#state === "closed") return;
@@ -226,6 +232,32 @@ export class Switchboard {
     this.#publishes.flush();
     this.#setState("connected");
     this.#checkGood();
+    this.#scheduleRefresh(this.#token);
+  }
+
+  /** With getToken, sends a new token before this one expires (the server would close the connection with 4001). */
+  #scheduleRefresh(token: string | undefined): void {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    const getToken = this.#o.getToken;
+    const exp = tokenExpiry(token);
+    if (!getToken || exp === null) return;
+    this.#refreshTimer = setTimeout(
+      async () => {
+        this.#refreshTimer = null;
+        try {
+          const next = await getToken();
+          if (!this.#live) return;
+          const id = this.#nextId++;
+          this.#replies.set(id, { kind: "refresh", token: next });
+          this.#send({ type: "refresh", token: next, id });
+        } catch (err) {
+          // The connection will expire and reconnect with getToken: nothing is lost.
+          this.#events.emit("error", toError(err));
+        }
+      },
+      refreshDelayMs(exp, Date.now()),
+    );
   }
 
   #received(ws: WebSocketLike, data: unknown): void {
@@ -244,6 +276,9 @@ export class Switchboard {
           this.#answered(pending.tracker);
         } else if (pending?.kind === "publish") {
           this.#publishes.acked(pending.publish, frame);
+        } else if (pending?.kind === "refresh") {
+          this.#token = pending.token;
+          this.#scheduleRefresh(pending.token);
         }
         return;
       }
@@ -253,8 +288,6 @@ export class Switchboard {
         // The server drains this worker; close 1012 follows. Come back after exactly the delay it chose.
         this.#serverDelayMs = Math.max(0, Number(frame.delayMs) || 0);
         return;
-      // A later server version sends {"type":"refresh"} before the token expires: answer it here (send a
-      // {"type":"refresh","token"} from getToken()).
       case "pong":
         return;
     }
@@ -323,6 +356,8 @@ export class Switchboard {
 
   /** Forgets everything tied to the current socket; what was in flight goes again on the next one. */
   #lose(): void {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
     this.#ws = null;
     this.#live = false;
     this.#heartbeat.stop();

@@ -447,6 +447,28 @@ describe("Switchboard client (fake WebSocket)", () => {
     );
   });
 
+  it("refreshes the token in-band with getToken before it expires", async () => {
+    const jwt = (exp: number) =>
+      `h.${Buffer.from(JSON.stringify({ sub: "u", exp })).toString("base64url")}.s`;
+    const now = Math.floor(Date.now() / 1000);
+    const tokens = [jwt(now + 20), jwt(now + 120)];
+    const t = setup({ getToken: () => tokens.shift() ?? "none", heartbeatIntervalMs: 60_000 });
+    t.sb.connect();
+    await Promise.resolve();
+    const s = t.opened();
+    assert.match(s.url, new RegExp(`token=${jwt(now + 20).replace(/\./g, "\\.")}`));
+    mock.timers.tick(14_000);
+    await Promise.resolve();
+    assert.equal(s.sent.filter((f) => f.type === "refresh").length, 0, "not before the margin (5 s)");
+    mock.timers.tick(1500);
+    await Promise.resolve();
+    await Promise.resolve();
+    const refresh = s.last("refresh");
+    assert.equal(refresh.token, jwt(now + 120));
+    s.frame({ type: "ack", id: refresh.id, exp: now + 120 });
+    assert.equal(s.closedByClient, false);
+  });
+
   it("gives up on a socket that does not open within the timeout", () => {
     const { sb, sockets, current } = setup({ heartbeatTimeoutMs: 2000 });
     sb.connect();
