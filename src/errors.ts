@@ -75,6 +75,21 @@ export type ErrorCode = keyof typeof errorCodes;
 /** Close code sent with the `reconnect` frame while draining (RFC 6455 §7.4.1 "service restart"). */
 export const CLOSE_RESTART = 1012;
 
+/**
+ * Every WebSocket close code a client can get from the server on /ws, and why. README.md repeats this table; a
+ * test keeps them in step and checks that the code closes with nothing else. A connection cut without a close
+ * frame (a peer that stopped answering heartbeats, a slow consumer that did not read its close) shows as 1006.
+ */
+export const closeCodes = {
+  1002: "A frame broke the WebSocket protocol (RFC 6455): checked by ws before anything else.",
+  1007: "A text frame that is not valid UTF-8.",
+  1009: "A frame over 4 × `--max-payload` (`too_large`).",
+  1011: "An unexpected server fault while handling the frame (`internal`); it is logged.",
+  1012: "The server drains or restarts: reconnect after the `reconnect` frame's `delayMs`.",
+  4001: "The connection's token expired without a refresh (`token_expired`).",
+  4008: "The connection could not keep up (`slow_consumer`).",
+} as const satisfies Record<number, string>;
+
 /** An error that carries a stable code, so it survives IPC and JSON as plain data. */
 export class SwitchboardError extends Error {
   readonly code: ErrorCode;

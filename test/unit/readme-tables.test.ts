@@ -51,3 +51,18 @@ describe("configuration table", () => {
     }
   });
 });
+
+describe("close-code table", () => {
+  it("is the same in README.md as in src/errors.ts", async () => {
+    const { closeCodes } = await import("../../src/errors.js");
+    const readme = readFileSync(`${ROOT}/README.md`, "utf8");
+    const start = readme.indexOf("WebSocket close codes on `/ws`");
+    const rows = tableRows(readme.slice(start, readme.indexOf("\n## ", start)))
+      .filter((cells) => /^\d{4}$/.test(cells[0] ?? ""))
+      .map(([code, doc]) => [Number(code), doc]);
+    assert.deepEqual(
+      rows,
+      Object.entries(closeCodes).map(([code, doc]) => [Number(code), doc]),
+    );
+  });
+});
