@@ -54,9 +54,9 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
   d.io.on(PRESENCE_EVENT, (channel: string, reply: (n: number) => void) => reply(d.rawCount(channel)));
 
   return (req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    const route = `${req.method} ${url.pathname}`;
     const run = async (): Promise<void> => {
+      const url = requestUrl(req.url);
+      const route = `${req.method} ${url.pathname}`;
       switch (route) {
         case "GET /health":
         case "GET /ready": {
@@ -147,6 +147,18 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
     encodedData(args, d.config.maxPayloadBytes, "args: ");
     d.io.to(target).emit(event, ...args);
     return { ok: true };
+  }
+}
+
+/**
+ * The request target as a URL. It is always a path here: prefixing the origin keeps one that starts with `//` a
+ * path (new URL would read it as a host), and what still does not parse is a bad request, not a crash.
+ */
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(`http://x${target?.startsWith("/") ? target : "/"}`);
+  } catch {
+    throw new SwitchboardError("bad_request", "the request target is not a valid path");
   }
 }
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import http from "node:http";
+import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { RawClient, SioClient } from "../helpers/clients.js";
@@ -150,11 +151,37 @@ describe("anonymous server: readers, forwarded requests, rooms, deep data", () =
     eio.send("40");
     await until(() => packets.some((p) => p.startsWith("40")), 5000, "the namespace connect");
     eio.send(`427["publish","chat:deep",${deep}]`);
-    const answer = await until(() => packets.find((p) => p.startsWith("437")), 5000, "the ack of the publish");
+    const answer = await until(
+      () => packets.find((p) => p.startsWith("437")),
+      5000,
+      "the ack of the publish",
+    );
     assert.equal((JSON.parse(answer.slice(3)) as [{ error: { code: string } }])[0].error.code, "bad_request");
     eio.close();
     const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
     assert.ok(!metrics.includes('code="undefined"'), "every counted error has its code");
+  });
+
+  it("answers a request target that starts with // (not a URL a worker can parse as a path) without a crash", async () => {
+    const before = (await server.status()).workers.map((w) => w.pid);
+    for (const path of ["//health", "//x]y", "//"]) {
+      // node's HTTP client would normalise the target: send it by hand.
+      const res = await new Promise<string>((resolve) => {
+        const socket = connect(server.port, "127.0.0.1");
+        let got = "";
+        socket.on("data", (d: Buffer) => {
+          got += d;
+        });
+        socket.on("close", () => resolve(got));
+        socket.end(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      });
+      assert.match(res, /^HTTP\/1\.1 (400|404) /, path);
+    }
+    assert.deepEqual(
+      (await server.status()).workers.map((w) => w.pid),
+      before,
+      "no worker died",
+    );
   });
 
   it("answers a chunked body over the limit with 413, not a reset", async () => {
