@@ -117,6 +117,27 @@ export const settings = {
     schema: optionalString,
     doc: "PEM public key (RS256 / ES256) for connection tokens",
   },
+  apiKeyFile: {
+    flag: "api-key-file",
+    env: "API_KEY_FILE",
+    def: null,
+    schema: optionalString,
+    doc: "file holding the API key (instead of --api-key, which shows in ps; systemd LoadCredential)",
+  },
+  jwtSecretFile: {
+    flag: "jwt-secret-file",
+    env: "JWT_SECRET_FILE",
+    def: null,
+    schema: optionalString,
+    doc: "file holding the HS256 secret (instead of --jwt-secret)",
+  },
+  jwtPublicKeyFile: {
+    flag: "jwt-public-key-file",
+    env: "JWT_PUBLIC_KEY_FILE",
+    def: null,
+    schema: optionalString,
+    doc: "PEM file of the public key (instead of --jwt-public-key)",
+  },
   jwtAudience: {
     flag: "jwt-audience",
     env: "JWT_AUDIENCE",
@@ -371,6 +392,7 @@ export function loadConfig(sources: Sources): Config {
         `--redis (REDIS_URL) = "${out.redis}": several URLs are cluster seeds; add --redis-cluster`,
       );
   }
+  readSecretFiles(out, problems);
   if (out.jwtSecret && out.jwtPublicKey)
     problems.push("--jwt-secret (JWT_SECRET) and --jwt-public-key (JWT_PUBLIC_KEY): set one, not both");
   if (problems.length > 0) throw new ConfigError(problems);
@@ -388,4 +410,32 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   const nested = issue.code === "invalid_key" ? issue.issues[0]?.message : undefined;
   const message = nested ?? issue.message;
   return issue.path.length > 0 ? `${issue.path.join(".")}: ${message}` : message;
+}
+
+/** Secrets that may come from a file instead of a flag or variable (which `ps` and /proc show). */
+const SECRET_FILES = [
+  ["apiKeyFile", "apiKey"],
+  ["jwtSecretFile", "jwtSecret"],
+  ["jwtPublicKeyFile", "jwtPublicKey"],
+] as const;
+
+/** Reads each `--…-file` into its setting (trailing newline dropped); one problem per unreadable or doubled one. */
+function readSecretFiles(out: Record<string, unknown>, problems: string[]): void {
+  for (const [fileKey, key] of SECRET_FILES) {
+    const path = out[fileKey];
+    if (typeof path !== "string") continue;
+    const file = settings[fileKey];
+    const direct = settings[key];
+    if (out[key]) {
+      problems.push(`--${file.flag} (${file.env}) and --${direct.flag} (${direct.env}): set one, not both`);
+      continue;
+    }
+    try {
+      const value = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+      if (value === "") problems.push(`--${file.flag} (${file.env}) = "${path}": the file is empty`);
+      else out[key] = value;
+    } catch (err) {
+      problems.push(`--${file.flag} (${file.env}) = "${path}": cannot read it (${(err as Error).message})`);
+    }
+  }
 }

@@ -103,6 +103,27 @@ describe("loadConfig", () => {
     assert.equal(fromEnv.of("chat:a").historySize, 5);
   });
 
+  it("reads secrets from files (trailing newline dropped), and names the flag of one it cannot read", () => {
+    const dir = mkdtempSync(`${tmpdir()}/sb-secret-`);
+    writeFileSync(`${dir}/key`, "k-123\n");
+    writeFileSync(`${dir}/empty`, "");
+    assert.equal(loadConfig({ flags: { apiKeyFile: `${dir}/key` } }).apiKey, "k-123");
+    const problems = (flags: Record<string, unknown>): string[] => {
+      try {
+        loadConfig({ flags });
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+    };
+    assert.match(
+      problems({ jwtSecretFile: `${dir}/nope` })[0] ?? "",
+      /^--jwt-secret-file \(JWT_SECRET_FILE\) = ".*nope": cannot read it/,
+    );
+    assert.match(problems({ apiKeyFile: `${dir}/empty` })[0] ?? "", /the file is empty/);
+    assert.match(problems({ apiKeyFile: `${dir}/key`, apiKey: "x" })[0] ?? "", /set one, not both/);
+  });
+
   it("names the namespace key at fault", () => {
     const problem = (namespaces: unknown): string => {
       try {
