@@ -48,8 +48,8 @@ export class LockBusy extends Error {
 
 export interface Lock {
   readonly file: string;
-  /** The pid of a dead promote whose lock was taken over, if any. */
-  readonly staleFrom: number | null;
+  /** Why a lock file found there was stale and taken over ("pid 123 is not running"), or null. */
+  readonly stale: string | null;
   /** Removes the lock file if it is still ours; safe to call more than once. */
   release(): void;
 }
@@ -59,10 +59,10 @@ export interface Lock {
  * While held, SIGINT / SIGTERM / SIGHUP remove it and exit (128 + the signal number), as an untrapped signal would.
  */
 export function acquireLock(file: string, onSignal: (signal: NodeJS.Signals) => void = () => {}): Lock {
-  let staleFrom: number | null = null;
+  let stale: string | null = null;
   // A few attempts: the holder may release, or another promote may take over the same stale lock, in between.
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (tryCreate(file)) return held(file, staleFrom, onSignal);
+    if (tryCreate(file)) return held(file, stale, onSignal);
     const holder = readHolder(file);
     if (holder === null) continue; // released in between: try again
     const pid = holder.pid;
@@ -70,7 +70,12 @@ export function acquireLock(file: string, onSignal: (signal: NodeJS.Signals) => 
     if (pid === null && Date.now() - holder.mtimeMs < STARTING_GRACE_MS) throw new LockBusy(null, file);
     // Stale. Removed only if it is still the file just read (another promote may have taken it over already).
     if (readHolder(file)?.text === holder.text) removeIfPresent(file);
-    staleFrom = pid;
+    stale =
+      pid === null
+        ? "it held no pid"
+        : pid === process.pid
+          ? `pid ${pid} is this promote's own, left by an earlier one`
+          : `pid ${pid} is not running`;
   }
   throw new Error(`could not take the lock file ${file}: it keeps changing`);
 }
@@ -122,7 +127,7 @@ function removeIfPresent(file: string): void {
   }
 }
 
-function held(file: string, staleFrom: number | null, onSignal: (signal: NodeJS.Signals) => void): Lock {
+function held(file: string, stale: string | null, onSignal: (signal: NodeJS.Signals) => void): Lock {
   let released = false;
   const release = () => {
     if (released) return;
@@ -143,5 +148,5 @@ function held(file: string, staleFrom: number | null, onSignal: (signal: NodeJS.
   };
   process.on("exit", release);
   for (const s of SIGNALS) process.on(s, exitOnSignal);
-  return { file, staleFrom, release };
+  return { file, stale, release };
 }

@@ -46,20 +46,9 @@ async function main(): Promise<number> {
       lock = acquireLock(opts.lockFile, (signal) =>
         step(`stopped by ${signal}: HAProxy and the colours stay as they are now (see promote --status)`),
       );
-      if (lock.staleFrom !== null)
-        step(`took over the stale lock file ${lock.file} (pid ${lock.staleFrom} is not running)`);
+      if (lock.stale !== null) step(`took over the stale lock file ${lock.file} (${lock.stale})`);
     }
-    switch (opts.action.mode) {
-      case "status":
-        return await status(opts);
-      case "save-state":
-        await saveState(opts);
-        return EXIT_OK;
-      case "rollback":
-        return await rollback(opts);
-      case "promote":
-        return await promote(opts, opts.action.target);
-    }
+    return await run(opts);
   } catch (err) {
     if (err instanceof LockBusy) {
       step(`${err.message}: nothing was touched`);
@@ -74,6 +63,21 @@ async function main(): Promise<number> {
     return EXIT_FAILED;
   } finally {
     lock?.release();
+  }
+}
+
+/** The action itself (the lock, if it needs one, is held). */
+async function run(opts: PromoteOptions): Promise<number> {
+  switch (opts.action.mode) {
+    case "status":
+      return await status(opts);
+    case "save-state":
+      await saveState(opts);
+      return EXIT_OK;
+    case "rollback":
+      return await rollback(opts);
+    case "promote":
+      return await promote(opts, opts.action.target);
   }
 }
 

@@ -27,10 +27,11 @@ options (environment variable in brackets):
   --state-file PATH               server state file, one per --socket in order [SWITCHBOARD_HAPROXY_STATE_FILES=/var/lib/haproxy/server-state]
   --backend NAME                  HAProxy backend [SWITCHBOARD_HAPROXY_BACKEND=switchboard]
   --server TEMPLATE               HAProxy server name, {colour} replaced [SWITCHBOARD_HAPROXY_SERVER={colour}]
-                                  (names: letters, digits, "-", "_", "." and ":" only)
+                                  (--backend and --server names: letters, digits, "-", "_", "." and ":" only)
   --cookie NAME                   persistence cookie; its value is the server name [SWITCHBOARD_HAPROXY_COOKIE=SERVERID]
   --ready-timeout MS              wait for /ready and for HAProxy to see it UP [SWITCHBOARD_READY_TIMEOUT_MS=60000]
-  --stop-timeout MS               wait for the old colour to exit [SWITCHBOARD_STOP_TIMEOUT_MS=DRAIN_TIMEOUT_MS+15000]
+  --stop-timeout MS               wait for the old colour to exit [SWITCHBOARD_STOP_TIMEOUT_MS=DRAIN_TIMEOUT_MS+15000];
+                                  still running then: it stays in drain (not maint), exit 3
   --pm2 BIN                       pm2 executable [SWITCHBOARD_PM2; default node_modules/.bin/pm2, else pm2]
   --ecosystem FILE                pm2 process file [SWITCHBOARD_ECOSYSTEM=<release>/ecosystem.config.cjs]
   --pm2-app TEMPLATE              pm2 app name [SWITCHBOARD_PM2_APP=switchboard-{colour}]

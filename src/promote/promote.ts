@@ -3,7 +3,7 @@
  */
 import type { ColourManager } from "./colour-manager.js";
 import { COLOURS, type Colour, otherColour } from "./colours.js";
-import { EXIT_FAILED, EXIT_OK, messageOf } from "./errors.js";
+import { EXIT_FAILED, EXIT_OK, EXIT_OLD_STILL_RUNNING, messageOf } from "./errors.js";
 import { activeColour, readStates, serverName, serving, setState } from "./haproxy-colours.js";
 import type { PromoteOptions } from "./options.js";
 import { pickManager } from "./pick-manager.js";
@@ -73,11 +73,18 @@ export async function promote(opts: PromoteOptions, target: Colour): Promise<num
     return EXIT_FAILED;
   }
 
-  await retire(opts, manager, old);
+  const retired = await retire(opts, manager, old);
   manager.finish(target, old);
 
   step("9/9 saving HAProxy server state");
   await saveState(opts);
+  if (!retired) {
+    step(
+      `done, but not retired: ${target} is active, ${old} still runs in drain; once it has stopped, ` +
+        `run "scripts/promote ${target}" again to put it in maint`,
+    );
+    return EXIT_OLD_STILL_RUNNING;
+  }
   step(`done: ${target} is active, ${old} is stopped (roll back with: scripts/promote --rollback)`);
   return EXIT_OK;
 }
@@ -110,10 +117,15 @@ async function startAndCheck(
 }
 
 /**
- * Steps 7-8: stop the old colour and fence it off for good. Its traffic already moved, so there is no rolling
- * back from here: a stop that fails or hangs is only reported.
+ * Steps 7-8: stop the old colour and fence it off for good; false when it is still running. Its traffic already
+ * moved, so there is no rolling back from here: a stop that fails or hangs is only reported.
+ *
+ * The old colour is in drain: HAProxy sends it nothing new, but what it still holds keeps flowing, among it the
+ * requests of Socket.IO long-polling sessions, which follow its cookie only while it is in drain. So `maint` comes
+ * only once its port is closed (its own drain moved every client, with a `reconnect` frame or a transport close);
+ * if it still accepts connections after --stop-timeout it stays in drain.
  */
-async function retire(opts: PromoteOptions, manager: ColourManager, old: Colour): Promise<void> {
+async function retire(opts: PromoteOptions, manager: ColourManager, old: Colour): Promise<boolean> {
   step(`7/9 stopping ${old}: it drains (clients get "reconnect" with jitter) and exits`);
   let result: string;
   try {
@@ -124,12 +136,15 @@ async function retire(opts: PromoteOptions, manager: ColourManager, old: Colour)
   }
   const port = opts.ports[old];
   const closed = await waitPortClosed(opts.checkHost, port, opts.stopTimeoutMs);
-  step(
-    closed
-      ? `${old} ${result}; port ${port} closed`
-      : `warning: ${old} ${result}, but port ${port} still accepts connections after ${opts.stopTimeoutMs} ms`,
-  );
-
+  if (!closed) {
+    step(
+      `warning: ${old} ${result}, but port ${port} still accepts connections after ${opts.stopTimeoutMs} ms`,
+    );
+    step(`8/9 skipped: ${old} stays in drain (maint now would cut the clients it still serves)`);
+    return false;
+  }
+  step(`${old} ${result}; port ${port} closed`);
   step(`8/9 HAProxy: ${old} → maint`);
   await setState(opts, old, "maint");
+  return true;
 }

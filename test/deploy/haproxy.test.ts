@@ -2,11 +2,13 @@
  * The shipped HAProxy configs: `haproxy -c` accepts them without a warning, and a real haproxy running the
  * shipped haproxy.cfg (ports and paths rewritten) does what scripts/promote relies on: /ready health checks,
  * admin states, cookie pinning for the smoke test and Socket.IO sessions, and a state file that survives a
- * restart. The backends here are plain HTTP servers; the real server is exercised in promote.test.ts.
+ * restart; and promote's own guards against it: one promote at a time (the lock file), and no --backend or --server
+ * name that could add runtime API commands. The backends here are plain HTTP servers; the real server is exercised
+ * in promote.test.ts.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
@@ -15,17 +17,20 @@ import { requireTool } from "../../src/harness/tools.js";
 import { request } from "../helpers/http.js";
 import { ROOT, until } from "../helpers/server.js";
 import {
+  descendants,
   freePorts,
   haproxyCommand,
   haproxyServers,
   haproxyTestConfig,
-  type Proc,
+  isAlive,
+  Proc,
   replaceOnce,
   startHaproxy,
   tempDir,
 } from "./helpers.js";
 
 const HAPROXY_DIR = path.join(ROOT, "haproxy");
+const PROMOTE = path.join(ROOT, "scripts", "promote");
 const shippedConfigs = readdirSync(HAPROXY_DIR).filter((f) => f.endsWith(".cfg"));
 
 /** "1h" / "30s" / "500ms" / "5000" (ms) → milliseconds. */
@@ -256,6 +261,206 @@ describe("haproxy.cfg at run time (real haproxy, stub backends)", () => {
     assert.match(res.stdout, /switchboard\/green ready\/UP/);
     assert.match(res.stdout, /active colour: green/);
   });
+
+  /** scripts/promote against this HAProxy, run to its end (or killed after `timeoutMs`). */
+  const promoteSync = (args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000) =>
+    spawnSync(PROMOTE, [...args, "--socket", paths.socket], {
+      encoding: "utf8",
+      timeout: timeoutMs,
+      env: { ...process.env, ...env },
+    });
+  /** Every server's admin and operational state, to compare before and after. */
+  const snapshot = async () => [...(await haproxyServers(paths.socket, "switchboard")).entries()];
+
+  test("one promote at a time: while one runs (or a live pid holds the lock), another exits 1 and touches nothing", async () => {
+    const lockFile = path.join(tmp.dir, "promote.lock");
+    const gate = path.join(tmp.dir, "start-gate");
+    // blue's start command waits for a file the test never writes (30 s at most): a promote that stays in step 2.
+    const startCmd = `for i in $(seq 1 300); do [ -e '${gate}' ] && exit 0; sleep 0.1; done; exit 1`;
+    const promoteArgs = (...mode: string[]) => [
+      ...mode,
+      "--manager",
+      "command",
+      "--start-cmd",
+      startCmd,
+      "--stop-cmd",
+      "true",
+      "--blue-port",
+      String(paths.bluePort),
+      "--green-port",
+      String(paths.greenPort),
+      "--haproxy-url",
+      url(""),
+      "--state-file",
+      "",
+      "--stop-timeout",
+      "500",
+    ];
+    // The variable, not --lock-file: an older promote, which knows neither, must get this far and run unlocked.
+    const lockEnv = { SWITCHBOARD_PROMOTE_LOCK: lockFile };
+    const promoteProc = (...mode: string[]) =>
+      new Proc(PROMOTE, [...promoteArgs(...mode), "--socket", paths.socket], {
+        env: { ...process.env, ...lockEnv },
+      });
+    const initial = await snapshot();
+    assert.equal(initial.find(([name]) => name === "blue")?.[1].admin, 1, "blue starts in maint");
+
+    // 1. The lock file holds the pid of a live process (ours): refused, and the lock file is left alone.
+    const holder = new Proc("sleep", ["60"]);
+    let first: Proc | undefined;
+    const orphans: number[] = [];
+    try {
+      writeFileSync(lockFile, `${holder.pid}\n`);
+      const refused = promoteSync(promoteArgs("blue"), lockEnv);
+      assert.deepEqual(await snapshot(), initial, "a refused promote changed HAProxy");
+      assert.equal(refused.status, 1, `${refused.stdout}${refused.stderr}`);
+      assert.match(
+        refused.stdout,
+        new RegExp(
+          `another promote \\(pid ${holder.pid}\\) is running \\(lock file ${lockFile}\\): nothing was touched`,
+        ),
+      );
+      assert.doesNotMatch(refused.stdout, /1\/9/);
+      assert.equal(readFileSync(lockFile, "utf8"), `${holder.pid}\n`, "the holder's lock file is untouched");
+      await holder.stop("SIGKILL");
+
+      // 2. Its pid is gone now: the lock is stale, and the next promote takes it over and runs (it waits in step 2).
+      first = promoteProc("blue");
+      const running = first;
+      await until(
+        () => running.tail().includes("2/9 starting blue"),
+        10_000,
+        "the first promote in step 2",
+        50,
+      );
+      assert.match(
+        running.tail(),
+        new RegExp(`took over the stale lock file ${lockFile} \\(pid ${holder.pid} is not running\\)`),
+      );
+      assert.equal(
+        readFileSync(lockFile, "utf8"),
+        `${running.pid}\n`,
+        "the lock file holds the running promote's pid",
+      );
+      orphans.push(...descendants(running.pid));
+
+      // 3. A second promote (either colour, or a rollback) while the first runs: exit 1, nothing sent to HAProxy.
+      const during = await snapshot();
+      const seconds = [
+        { args: promoteArgs("green"), env: lockEnv },
+        { args: promoteArgs("blue"), env: lockEnv },
+        { args: promoteArgs("--rollback"), env: lockEnv },
+        { args: [...promoteArgs("green"), "--lock-file", lockFile], env: {} },
+      ];
+      for (const { args, env } of seconds) {
+        const second = promoteSync(args, env);
+        assert.deepEqual(
+          await snapshot(),
+          during,
+          `promote ${args[0]} changed HAProxy while another one ran`,
+        );
+        assert.equal(second.status, 1, `promote ${args[0]}: ${second.stdout}${second.stderr}`);
+        assert.match(second.stdout, new RegExp(`another promote \\(pid ${running.pid}\\) is running`));
+        assert.doesNotMatch(second.stdout, /1\/9|FAILED|rolling back/);
+      }
+      assert.equal(
+        readFileSync(lockFile, "utf8"),
+        `${running.pid}\n`,
+        "a refused promote leaves the lock alone",
+      );
+      // Looking is not changing: --status needs no lock.
+      assert.equal(promoteSync(["--status"], lockEnv).status, 0);
+
+      // 4. SIGTERM (and SIGINT) stop a promote and remove its lock.
+      const status = await running.stop("SIGTERM");
+      assert.equal(status?.code, 143, running.tail());
+      assert.match(running.tail(), /stopped by SIGTERM/);
+      assert.ok(!existsSync(lockFile), "the lock file is removed on SIGTERM");
+
+      const interrupted = promoteProc("blue");
+      first = interrupted;
+      await until(() => interrupted.tail().includes("2/9 starting blue"), 10_000, "promote in step 2", 50);
+      assert.doesNotMatch(interrupted.tail(), /stale/, "the lock was removed, not left to go stale");
+      orphans.push(...descendants(interrupted.pid));
+      assert.equal((await interrupted.stop("SIGINT"))?.code, 130, interrupted.tail());
+      assert.ok(!existsSync(lockFile), "the lock file is removed on SIGINT");
+    } finally {
+      await holder.stop("SIGKILL");
+      await first?.stop("SIGKILL");
+      for (const pid of orphans) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+      rmSync(lockFile, { force: true });
+      // The interrupted promotes left blue in drain (step 1): back to how the test found it.
+      await set("blue", "maint");
+    }
+  });
+
+  test("promote refuses a --backend or --server name that would add runtime API commands: exit 2, HAProxy untouched", async () => {
+    const lockFile = path.join(tmp.dir, "names.lock");
+    const injected = "set server switchboard/green state maint";
+    const initial = await snapshot();
+    assert.equal(initial.find(([name]) => name === "green")?.[1].admin, 0, "green starts ready");
+    const cases: { args: string[]; env?: NodeJS.ProcessEnv; message: string }[] = [
+      {
+        args: ["--backend", `switchboard;${injected}`],
+        message: `--backend (SWITCHBOARD_HAPROXY_BACKEND) = ${JSON.stringify(`switchboard;${injected}`)}`,
+      },
+      {
+        args: ["--backend", `switchboard\n${injected}`],
+        message: `--backend (SWITCHBOARD_HAPROXY_BACKEND) = ${JSON.stringify(`switchboard\n${injected}`)}`,
+      },
+      {
+        args: [],
+        env: { SWITCHBOARD_HAPROXY_BACKEND: `switchboard;${injected}` },
+        message: `--backend (SWITCHBOARD_HAPROXY_BACKEND) = ${JSON.stringify(`switchboard;${injected}`)}`,
+      },
+      {
+        args: ["--server", `{colour};${injected}`],
+        message: `--server (SWITCHBOARD_HAPROXY_SERVER) = ${JSON.stringify(`{colour};${injected}`)} (blue: ${JSON.stringify(`blue;${injected}`)})`,
+      },
+      {
+        args: ["--server", "app1 {colour}"],
+        message: '--server (SWITCHBOARD_HAPROXY_SERVER) = "app1 {colour}" (blue: "app1 blue")',
+      },
+    ];
+    const outcomes: { label: string; status: number | null; stderr: string; message: string }[] = [];
+    for (const { args, env, message } of cases) {
+      for (const mode of [["green"], ["blue"], ["--rollback"], ["--status"]]) {
+        const res = promoteSync(
+          [
+            ...mode,
+            ...args,
+            "--manager",
+            "command",
+            "--start-cmd",
+            "true",
+            "--stop-cmd",
+            "true",
+            "--state-file",
+            "",
+          ],
+          { SWITCHBOARD_PROMOTE_LOCK: lockFile, ...env },
+        );
+        outcomes.push({
+          label: `${mode.join(" ")} ${JSON.stringify(args)} ${JSON.stringify(env ?? {})}`,
+          status: res.status,
+          stderr: res.stderr,
+          message,
+        });
+      }
+    }
+    // First what matters: nothing reached HAProxy (green would be in maint).
+    assert.deepEqual(await snapshot(), initial, "a refused name still sent commands to HAProxy");
+    for (const { label, status, stderr, message } of outcomes) {
+      assert.equal(status, 2, `${label}: ${stderr}`);
+      const first = stderr.split("\n")[0] ?? "";
+      assert.equal(
+        first,
+        `promote: ${message}: a HAProxy name may contain only letters, digits, "-", "_", "." and ":"`,
+        `${label}: one line naming the flag and the allowed characters`,
+      );
+    }
+    assert.ok(!existsSync(lockFile), "a usage error takes no lock");
+  });
 });
 
 test("promote refuses bad usage with exit 2 and names the problem", () => {
@@ -274,6 +479,14 @@ test("promote refuses bad usage with exit 2 and names the problem", () => {
       /--ready-timeout \(SWITCHBOARD_READY_TIMEOUT_MS\) = "soon": expected a non-negative integer/,
     ],
     [["--status", "extra"], /unexpected argument "extra"/],
+    [
+      ["green", "--backend", "a;b"],
+      /--backend \(SWITCHBOARD_HAPROXY_BACKEND\) = "a;b": a HAProxy name may contain only letters, digits, "-", "_", "\." and ":"/,
+    ],
+    [
+      ["--status", "--server", "{colour} x"],
+      /--server \(SWITCHBOARD_HAPROXY_SERVER\) = "\{colour\} x" \(blue: "blue x"\)/,
+    ],
   ];
   for (const [args, message] of cases) {
     const res = promote(args);

@@ -202,7 +202,7 @@ export class PublishStream {
     baseUrl: string | (() => string),
     private readonly channel: string,
     everyMs: number,
-    private readonly options: { retry?: boolean; retryForMs?: number } = {},
+    private readonly options: { retry?: boolean; retryForMs?: number; apiKey?: string } = {},
   ) {
     this.#baseUrl = typeof baseUrl === "string" ? () => baseUrl : baseUrl;
     this.#timer = setInterval(() => this.publishOne(), everyMs);
@@ -241,7 +241,16 @@ export class PublishStream {
     return new Promise((resolve) => {
       const req = http.request(
         `${this.#baseUrl()}/api/publish`,
-        { method: "POST", agent: false, timeout: 5000, headers: { "content-type": "application/json" } },
+        {
+          method: "POST",
+          agent: false,
+          timeout: 5000,
+          headers: {
+            "content-type": "application/json",
+            // Behind a proxy (HAProxy forwards for the caller) the API needs its key.
+            ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
+          },
+        },
         (res) => {
           let text = "";
           res.setEncoding("utf8");
