@@ -4,6 +4,7 @@ import type { Bus } from "../bus/bus.js";
 import { errorReply } from "../errors.js";
 import type { WorkerStats } from "../ipc.js";
 import { collectedCounter, collectedGauge } from "./collected-metrics.js";
+import type { StickyBalancer } from "./sticky-balancer.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 import type { WorkerBridge } from "./worker-bridge.js";
 
@@ -12,6 +13,7 @@ export type AdminDeps = {
   supervisor: Supervisor;
   bus: Bus;
   bridge: WorkerBridge;
+  balancer: StickyBalancer;
   status(): Record<string, unknown>;
   /** Adds metrics of optional parts (the Redis relay). */
   register?(registry: Registry): void;
@@ -143,6 +145,57 @@ export class AdminServer {
         for (const [result, n] of Object.entries(d.bridge.resumes)) this.inc({ result }, n);
       },
     });
+    new Counter({
+      name: "switchboard_connections_refused_total",
+      help: "Connections the primary answered itself instead of handing them to a worker, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(d.balancer.refused)) this.inc({ reason }, n);
+      },
+    });
+    collectedGauge(
+      registry,
+      "switchboard_balancer_held_connections",
+      "Connections the primary holds: reading their request head or finishing its own answer",
+      () => d.balancer.held,
+    );
+    collectedGauge(
+      registry,
+      "switchboard_open_connections",
+      "Connections on this host as --max-connections counts them (held by the primary + open in workers)",
+      () => d.balancer.openConnections(),
+    );
+    collectedCounter(
+      registry,
+      "switchboard_worker_hung_total",
+      "Workers killed (SIGKILL) and replaced after leaving the heartbeat unanswered past --worker-hang-timeout",
+      () => d.supervisor.hung,
+    );
+    collectedCounter(
+      registry,
+      "switchboard_worker_unresponsive_total",
+      "Times a worker left the heartbeat unanswered past --worker-unresponsive",
+      () => d.supervisor.unresponsive,
+    );
+    new Counter({
+      name: "switchboard_ipc_dropped_total",
+      help: "Events not sent to an unresponsive worker because what waits for it passed its bound, by kind",
+      labelNames: ["kind"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries(d.bridge.dropped)) this.inc({ kind }, n);
+        if (d.supervisor.droppedMessages > 0) this.inc({ kind: "adapter" }, d.supervisor.droppedMessages);
+      },
+    });
+    collectedGauge(
+      registry,
+      "switchboard_ipc_pending_bytes",
+      "IPC the primary keeps for its workers, waiting or unwritten (estimate, bytes)",
+      () => d.bridge.totalPendingBytes(),
+    );
     collectedGauge(
       registry,
       "switchboard_rss_bytes",

@@ -33,6 +33,8 @@ export async function runPrimary(config: Config): Promise<void> {
     workers: config.workers,
     env: { SWITCHBOARD_WORKER_CONFIG: JSON.stringify(config) },
     drainTimeoutMs: config.drainTimeoutMs,
+    unresponsiveMs: config.workerUnresponsiveMs,
+    hangTimeoutMs: config.workerHangTimeoutMs,
     log,
     onMessage(info, message) {
       if (message.kind === "up") bridge.apply(info, message.ops);
@@ -44,6 +46,13 @@ export async function runPrimary(config: Config): Promise<void> {
     onExit(info) {
       bridge.removeWorker(info.worker.id);
       admin.retire(info);
+    },
+    onLiveness(info, responsive) {
+      const id = info.worker.id;
+      bridge.hold(id, !responsive);
+      if (!responsive) balancer.rehome(info.worker);
+      else if (bridge.outOfStep(id)) void supervisor.replace(info, "events_dropped");
+      pushReadiness();
     },
   });
   // A stats report includes the connections handed over so far: the balancer's recent count starts again.
@@ -106,7 +115,20 @@ export async function runPrimary(config: Config): Promise<void> {
     log,
     refusing: () => phase === "draining",
     pickWorker,
+    responsive: (id) => supervisor.info(id)?.state !== "unresponsive",
+    workerConnections: () => {
+      let n = 0;
+      for (const w of supervisor.workers)
+        n += (w.stats?.rawConnections ?? 0) + (w.stats?.sioConnections ?? 0);
+      return n;
+    },
     probe: (path) => answerProbe(path, readiness()),
+    limits: {
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      acceptRate: config.acceptRate,
+      headerTimeoutMs: config.headerTimeoutMs,
+    },
   });
 
   const status = () => ({
@@ -114,8 +136,19 @@ export async function runPrimary(config: Config): Promise<void> {
     phase,
     pid: process.pid,
     uptimeSeconds: Math.round(process.uptime()),
+    // The primary's own memory (its workers report theirs in their stats).
+    memory: process.memoryUsage(),
     crashLoop: supervisor.crashLooping(),
     restarts: supervisor.restarts,
+    // Workers killed for leaving the heartbeat unanswered past --worker-hang-timeout, and times one went silent.
+    hung: supervisor.hung,
+    unresponsive: supervisor.unresponsive,
+    balancer: balancer.status(),
+    // What the primary keeps for its workers (estimate) and what it dropped for unresponsive ones, by kind.
+    ipc: {
+      pendingBytes: bridge.totalPendingBytes(),
+      dropped: { ...bridge.dropped, adapter: supervisor.droppedMessages },
+    },
     // Channels with a subscriber here, and every channel state the bus holds (subscribed or with history).
     channels: bridge.interest.size,
     bus: bus.stats(),
@@ -128,6 +161,8 @@ export async function runPrimary(config: Config): Promise<void> {
       slot: w.slot,
       state: w.state,
       startedAt: new Date(w.startedAt).toISOString(),
+      silentMs: supervisor.silentMs(w),
+      ipcPendingBytes: bridge.pendingBytes(w.worker.id),
       stats: w.stats,
     })),
   });
@@ -136,6 +171,7 @@ export async function runPrimary(config: Config): Promise<void> {
     supervisor,
     bus,
     bridge,
+    balancer,
     status,
     register: redisBus ? (registry) => redisBus?.registerMetrics(registry) : undefined,
   });

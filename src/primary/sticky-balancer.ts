@@ -1,27 +1,72 @@
 import cluster, { type Worker } from "node:cluster";
+import { STATUS_CODES } from "node:http";
 import type { Server, Socket } from "node:net";
 import { errorReply } from "../errors.js";
 import { endWithJson } from "../http-reply.js";
 import type { Logger } from "../log.js";
 import { SID_PARAM, workerOfSession } from "../session-id.js";
 
+export type BalancerLimits = {
+  /** Connections per host, the primary's own and those open in workers; 0 = unlimited. */
+  maxConnections: number;
+  /** Connections one remote address may have in the primary at once; 0 = unlimited. */
+  maxConnectionsPerIp: number;
+  /** New WebSocket / Socket.IO connections per second (token bucket, burst one second's worth); 0 = off. */
+  acceptRate: number;
+  /** Time a connection has to send its whole request head, from accept; not extended by bytes. */
+  headerTimeoutMs: number;
+};
+
 export type BalancerDeps = {
   /** The least-loaded worker that accepts new connections, if any. */
   pickWorker(): Worker | undefined;
+  /** False while the worker leaves the primary's heartbeat unanswered: a session on it gets 503, not a hang. */
+  responsive(workerId: number): boolean;
+  /** Client connections open in the workers, as their last stats reports said (raw WebSocket + Socket.IO). */
+  workerConnections(): number;
   /** Answers /health and /ready directly from the primary, which knows the truth about its workers. */
   probe(path: string): { status: number; body: unknown } | null;
   /** True once SIGTERM/SIGINT started a drain: new connections get 503. */
   refusing(): boolean;
+  limits: BalancerLimits;
   log: Logger;
 };
 
+/** Why the primary answered a connection itself instead of handing it to a worker (a metric label). */
+export type RefusalReason =
+  | "max_connections"
+  | "max_connections_per_ip"
+  | "accept_rate"
+  | "header_timeout"
+  | "headers_too_large"
+  | "draining"
+  | "no_worker"
+  | "worker_unresponsive";
+
 const MAX_HEAD_BYTES = 16 * 1024;
-const HEAD_TIMEOUT_MS = 10_000;
 const HEAD_END = Buffer.from("\r\n\r\n");
+/**
+ * After its own answer (a probe, a refusal) the primary keeps reading, and dropping, what the client still sends
+ * — closing with unread bytes would reset the connection and could cost the client the answer — but only this
+ * long: then it closes the socket whatever the client does.
+ */
+const REPLY_LINGER_MS = 2000;
+/** The longest Retry-After a refusal suggests, seconds. */
+const MAX_RETRY_AFTER_S = 30;
 
 type Handle = { reading?: boolean; readStop?: () => number; readStart?: () => number };
 
 type PendingHandle = { handle?: { close?: () => void; destroy?: () => void } | null };
+
+type QueuedSend = {
+  message?: { type?: unknown } | null;
+  handle?: unknown;
+  options?: unknown;
+  callback?: (err: Error | null) => void;
+};
+
+/** A connection the primary holds: reading its request head, or finishing its own answer. */
+type Held = { ip: string; deadline: NodeJS.Timeout | null; released: boolean };
 
 /**
  * Node keeps a sent socket's fd open in the primary until the worker acknowledges it, and queues the sockets sent
@@ -55,6 +100,87 @@ function detachFromServer(socket: Socket): void {
 }
 
 /**
+ * Where the request head ends (the index of its \r\n\r\n in all bytes so far), looking only at the new chunk and
+ * the last 3 bytes before it: a head that arrives a byte at a time costs linear time, not quadratic.
+ */
+function headEnd(before: Buffer | null, length: number, chunk: Buffer): number {
+  for (let start = Math.max(0, length - 3); start < length; start++) {
+    let k = 0;
+    while (k < 4) {
+      const at = start + k;
+      const byte = at < length ? before?.[at] : chunk[at - length];
+      if (byte !== HEAD_END[k]) break;
+      k += 1;
+    }
+    if (k === 4) return start;
+  }
+  const i = chunk.indexOf(HEAD_END);
+  return i === -1 ? -1 : length + i;
+}
+
+/** `::ffff:10.0.0.1` and `10.0.0.1` are one address. */
+function addressOf(socket: Socket): string {
+  const a = socket.remoteAddress ?? "";
+  return a.startsWith("::ffff:") ? a.slice(7) : a;
+}
+
+/** endWithJson with extra headers (Retry-After). */
+function endWithJsonHeaders(socket: Socket, status: number, body: unknown, headers: string): void {
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\nCache-Control: no-store\r\n${headers}Connection: close\r\n\r\n${text}`,
+  );
+}
+
+/** Tokens for new connections: `rate` a second, at most one second's worth saved up. */
+class AcceptBucket {
+  readonly #rate: number;
+  #tokens: number;
+  #at = Date.now();
+  /** Refusals in the current second, to spread their retries over the time the rate needs for them. */
+  #refusedWindowStart = 0;
+  #refusedInWindow = 0;
+
+  constructor(rate: number) {
+    this.#rate = rate;
+    this.#tokens = rate;
+  }
+
+  take(): boolean {
+    const now = Date.now();
+    this.#tokens = Math.min(this.#rate, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
+    this.#at = now;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return true;
+    }
+    return false;
+  }
+
+  get tokens(): number {
+    return Math.floor(this.#tokens);
+  }
+
+  /** Seconds to suggest to a refused client: spread over the seconds the refused demand needs at this rate. */
+  retryAfter(): number {
+    const now = Date.now();
+    if (now - this.#refusedWindowStart >= 1000) {
+      this.#refusedWindowStart = now;
+      this.#refusedInWindow = 0;
+    }
+    this.#refusedInWindow += 1;
+    return jitteredRetryAfter(Math.ceil(this.#refusedInWindow / this.#rate) + 1);
+  }
+}
+
+/** 1 to `spread` (at least 3, at most MAX_RETRY_AFTER_S) seconds, uniformly: refused clients come back spread. */
+function jitteredRetryAfter(spread: number): number {
+  const s = Math.min(MAX_RETRY_AFTER_S, Math.max(3, spread));
+  return 1 + Math.floor(Math.random() * s);
+}
+
+/**
  * The primary half of @socket.io/sticky, rewritten; workers still run the package's own `setupWorker`, and this
  * speaks its protocol ("sticky:connection" with the socket and its first bytes; the session messages workers send
  * back go unheard: the session id itself names its worker).
@@ -71,14 +197,27 @@ function detachFromServer(socket: Socket): void {
  *   socket before the hand-off is enough;
  * - with no live worker it crashes on `undefined.send` (socketio/socket.io-sticky#10, #12) — here it answers 503.
  * Keep-alive reuse across sessions (socketio/socket.io-sticky#8) is handled in the worker (worker/sticky-worker.ts).
+ *
+ * It also cannot be held open (test/integration/balancer-limits.test.ts): a connection has `--header-timeout` in
+ * all to send its request head (then 408), the head is searched in linear time, a connection the primary answered
+ * itself is closed at most REPLY_LINGER_MS later, and `--max-connections`, `--max-connections-per-ip` and
+ * `--accept-rate` refuse with 503 and a jittered Retry-After, counted by reason.
  */
 export class StickyBalancer {
   readonly #deps: BalancerDeps;
+  readonly #limits: BalancerLimits;
   /** Connections handed to each worker since its last stats report, to spread a burst of connects. */
   readonly #recent = new Map<number, number>();
+  /** Connections the primary holds (reading a head or finishing its own answer), in all and per address. */
+  #held = 0;
+  readonly #heldByIp = new Map<string, number>();
+  readonly #bucket: AcceptBucket | null;
+  readonly refused: Record<string, number> = {};
 
   constructor(server: Server, deps: BalancerDeps) {
     this.#deps = deps;
+    this.#limits = deps.limits;
+    this.#bucket = deps.limits.acceptRate > 0 ? new AcceptBucket(deps.limits.acceptRate) : null;
     server.on("connection", (socket) => this.#accept(socket));
     cluster.on("exit", (worker) => {
       this.#recent.delete(worker.id);
@@ -95,44 +234,196 @@ export class StickyBalancer {
     this.#recent.set(workerId, 0);
   }
 
+  /** Connections the primary holds right now: reading their request head, or finishing its own answer. */
+  get held(): number {
+    return this.#held;
+  }
+
+  /**
+   * The host's open connections as the primary can know them: the ones it holds, the ones workers reported open
+   * (raw WebSocket + Socket.IO, once a second) and the ones handed over since each worker's last report. Publish
+   * API keep-alive connections count only until the next report (workers do not count them).
+   */
+  openConnections(): number {
+    let recent = 0;
+    for (const n of this.#recent.values()) recent += n;
+    return this.#held + this.#deps.workerConnections() + recent;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      held: this.#held,
+      heldAddresses: this.#heldByIp.size,
+      openConnections: this.openConnections(),
+      limits: this.#limits,
+      ...(this.#bucket ? { acceptTokens: this.#bucket.tokens } : {}),
+      refused: { ...this.refused },
+    };
+  }
+
+  /**
+   * Hands the connections queued for `worker` and not yet sent (Node sends one socket at a time and queues the
+   * rest until the worker acknowledges the one in flight) to other workers: a worker that stopped answering would
+   * leave them hanging until it is killed. The one in flight is already in the pipe; it is closed if it dies.
+   */
+  rehome(worker: Worker): number {
+    const cp = worker.process as unknown as { _handleQueue?: QueuedSend[] | null };
+    const queue = cp._handleQueue;
+    if (!queue) return 0;
+    const moved: QueuedSend[] = [];
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const q = queue[i];
+      if (q?.message?.type !== "sticky:connection" || typeof q.handle !== "object" || q.handle === null)
+        continue;
+      moved.unshift(q);
+      queue.splice(i, 1);
+    }
+    this.#recent.set(worker.id, Math.max(0, this.recentFor(worker.id) - moved.length));
+    for (const q of moved) {
+      const socket = q.handle as Socket;
+      const other = this.#deps.pickWorker();
+      if (!other?.isConnected()) {
+        socket.destroy();
+        continue;
+      }
+      this.#recent.set(other.id, this.recentFor(other.id) + 1);
+      try {
+        other.send(q.message as never, socket, { keepOpen: false }, q.callback ?? (() => {}));
+      } catch {
+        socket.destroy();
+      }
+    }
+    if (moved.length > 0)
+      this.#deps.log.warn(
+        { worker: worker.id, connections: moved.length },
+        "connections moved off an unresponsive worker",
+      );
+    return moved.length;
+  }
+
+  #count(reason: RefusalReason): void {
+    this.refused[reason] = (this.refused[reason] ?? 0) + 1;
+  }
+
+  #hold(socket: Socket, ip: string): Held {
+    const held: Held = { ip, deadline: null, released: false };
+    this.#held += 1;
+    this.#heldByIp.set(ip, (this.#heldByIp.get(ip) ?? 0) + 1);
+    socket.once("close", () => this.#release(held));
+    return held;
+  }
+
+  #release(held: Held): void {
+    if (held.released) return;
+    held.released = true;
+    if (held.deadline) clearTimeout(held.deadline);
+    this.#held -= 1;
+    const n = (this.#heldByIp.get(held.ip) ?? 1) - 1;
+    if (n > 0) this.#heldByIp.set(held.ip, n);
+    else this.#heldByIp.delete(held.ip);
+  }
+
   #accept(socket: Socket): void {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy());
     socket.on("error", () => socket.destroy());
+    const ip = addressOf(socket);
+    const perIp = this.#limits.maxConnectionsPerIp;
+    const crowded = perIp > 0 && (this.#heldByIp.get(ip) ?? 0) >= perIp;
+    const held = this.#hold(socket, ip);
+    if (crowded) {
+      const refusal = errorReply("unavailable", `more than ${perIp} connections from one address`);
+      return this.#refuse(socket, held, "max_connections_per_ip", refusal, jitteredRetryAfter(5));
+    }
+    // Bytes so far: the first read as it came (the usual case: a whole head in one read), later reads copied into
+    // one growing buffer (a read of 1 byte costs one copy of 1 byte, not a join of everything so far).
+    let first: Buffer | null = null;
+    let joined: Buffer | null = null;
+    let length = 0;
+    held.deadline = setTimeout(() => {
+      held.deadline = null;
+      socket.off("data", onData);
+      this.#count("header_timeout");
+      // A connection that sent nothing is just closed (a browser's pre-connection, like HAProxy's
+      // http-ignore-probes); one that is still sending its head gets a 408.
+      if (length === 0) return socket.destroy();
+      const refusal = errorReply(
+        "request_timeout",
+        `the request head did not arrive within ${this.#limits.headerTimeoutMs} ms`,
+      );
+      this.#reply(socket, held, refusal);
+    }, this.#limits.headerTimeoutMs);
     const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
+      const end = headEnd(joined ?? first, length, chunk);
+      if (length === 0) first = chunk;
+      else {
+        const before = (joined ?? first) as Buffer;
+        if (!joined || joined.length < length + chunk.length) {
+          joined = Buffer.allocUnsafe(Math.max(4096, 2 * (length + chunk.length)));
+          before.copy(joined, 0, 0, length);
+          first = null;
+        }
+        chunk.copy(joined, length);
+      }
       length += chunk.length;
-      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
-      const end = head.indexOf(HEAD_END);
       // Too large whether or not its end came in the same read (a worker's parser would refuse it anyway).
       if (end > MAX_HEAD_BYTES || (end === -1 && length > MAX_HEAD_BYTES)) {
         socket.off("data", onData);
+        this.#count("headers_too_large");
         const refusal = errorReply("headers_too_large", `request headers exceed ${MAX_HEAD_BYTES} bytes`);
-        return this.#reply(socket, refusal);
+        return this.#reply(socket, held, refusal);
       }
       if (end === -1) return;
       socket.off("data", onData);
-      this.#route(socket, head, head.subarray(0, end).toString("latin1"));
+      const bytes = joined ? joined.subarray(0, length) : (first as Buffer);
+      this.#route(socket, held, bytes, bytes.subarray(0, end).toString("latin1"));
     };
     socket.on("data", onData);
   }
 
-  #route(socket: Socket, bytes: Buffer, head: string): void {
-    const requestLine = head.slice(0, head.indexOf("\r\n"));
+  #route(socket: Socket, held: Held, bytes: Buffer, head: string): void {
+    const lineEnd = head.indexOf("\r\n");
+    const requestLine = lineEnd === -1 ? head : head.slice(0, lineEnd);
     const target = requestLine.split(" ")[1] ?? "/";
     const path = target.split("?", 1)[0] ?? "/";
     const probe = this.#deps.probe(path);
-    if (probe) return this.#reply(socket, probe);
-    if (this.#deps.refusing()) return this.#reply(socket, errorReply("unavailable", "server is draining"));
-    const sid = path.startsWith("/socket.io/") ? SID_PARAM.exec(target)?.[1] : undefined;
+    if (probe) return this.#reply(socket, held, probe);
+    if (this.#deps.refusing()) {
+      this.#count("draining");
+      return this.#reply(socket, held, errorReply("unavailable", "server is draining"));
+    }
+    const socketIo = path.startsWith("/socket.io/");
+    const sid = socketIo ? SID_PARAM.exec(target)?.[1] : undefined;
     const bound = sid === undefined ? undefined : workerOfSession(sid);
-    const worker = (bound !== undefined ? cluster.workers?.[bound] : undefined) ?? this.#deps.pickWorker();
-    if (!worker?.isConnected()) return this.#reply(socket, errorReply("unavailable", "no worker is live"));
-    this.#handOff(socket, worker, bytes);
+    const owner = bound !== undefined ? cluster.workers?.[bound] : undefined;
+    if (owner) {
+      // A request of a session that lives: no new client, not limited; its worker is the only one that knows it.
+      if (!this.#deps.responsive(owner.id)) {
+        this.#count("worker_unresponsive");
+        return this.#reply(socket, held, errorReply("unavailable", "the session's worker is not answering"));
+      }
+      if (!owner.isConnected()) return this.#noWorker(socket, held);
+      return this.#handOff(socket, held, owner, bytes);
+    }
+    const max = this.#limits.maxConnections;
+    if (max > 0 && this.openConnections() > max) {
+      const refusal = errorReply("unavailable", `the server holds its maximum of ${max} connections`);
+      return this.#refuse(socket, held, "max_connections", refusal, jitteredRetryAfter(5));
+    }
+    // New clients (a /ws upgrade, a Socket.IO handshake) take a token; the publish API and probes never wait.
+    if (this.#bucket && (path === "/ws" || socketIo) && !this.#bucket.take()) {
+      const refusal = errorReply("unavailable", "too many new connections: retry later");
+      return this.#refuse(socket, held, "accept_rate", refusal, this.#bucket.retryAfter());
+    }
+    const worker = this.#deps.pickWorker();
+    if (!worker?.isConnected()) return this.#noWorker(socket, held);
+    this.#handOff(socket, held, worker, bytes);
   }
 
-  #handOff(socket: Socket, worker: Worker, bytes: Buffer): void {
+  #noWorker(socket: Socket, held: Held): void {
+    this.#count("no_worker");
+    this.#reply(socket, held, errorReply("unavailable", "no worker is live"));
+  }
+
+  #handOff(socket: Socket, held: Held, worker: Worker, bytes: Buffer): void {
     // Stop reading in the primary before the fd moves, for good: bytes read here after this point would be lost
     // (child_process replaces the handle's onread with a no-op once the socket is sent, and a socket queued behind
     // another hand-off to the same worker waits). Pausing is not enough: the stream's read-ahead arms reading again
@@ -144,7 +435,7 @@ export class StickyBalancer {
       handle.readStop();
       handle.readStart = () => 0;
     }
-    socket.setTimeout(0);
+    this.#release(held);
     socket.removeAllListeners("error");
     detachFromServer(socket);
     this.#recent.set(worker.id, this.recentFor(worker.id) + 1);
@@ -158,12 +449,33 @@ export class StickyBalancer {
     }
   }
 
-  #reply(socket: Socket, { status, body }: { status: number; body: unknown }): void {
+  #refuse(
+    socket: Socket,
+    held: Held,
+    reason: RefusalReason,
+    answer: { status: number; body: unknown },
+    retryAfterS: number,
+  ): void {
+    this.#count(reason);
+    this.#reply(socket, held, answer, `Retry-After: ${retryAfterS}\r\n`);
+  }
+
+  /** The primary's own answer, then the socket is closed: by the client, or by us REPLY_LINGER_MS later. */
+  #reply(
+    socket: Socket,
+    held: Held,
+    { status, body }: { status: number; body: unknown },
+    headers = "",
+  ): void {
+    if (held.deadline) clearTimeout(held.deadline);
+    held.deadline = null;
     socket.removeAllListeners("data");
-    // Keep reading what the client still sends (the rest of an oversized head): closing with unread bytes would
-    // reset the connection and could cost the client the answer. Whoever does not close in time is cut off.
+    // Keep reading what the client still sends (the rest of an oversized head, a pipelined request): closing
+    // with unread bytes would reset the connection and could cost the client the answer.
     socket.resume();
-    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy());
-    endWithJson(socket, status, body);
+    const linger = setTimeout(() => socket.destroy(), REPLY_LINGER_MS);
+    socket.once("close", () => clearTimeout(linger));
+    if (headers) endWithJsonHeaders(socket, status, body, headers);
+    else endWithJson(socket, status, body);
   }
 }

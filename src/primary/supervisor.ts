@@ -250,6 +250,7 @@ export class Supervisor {
   /** Sends a control message (readiness, drain, ping): small, sent whatever the worker's state. */
   #sendNow(info: WorkerInfo, message: object, done: (err: Error | null) => void = () => {}): void {
     if (info.worker.isConnected()) info.worker.send(message as never, undefined, { keepOpen: false }, done);
+    else done(new Error("the worker's IPC channel is closed"));
   }
 
   /**
@@ -296,6 +297,18 @@ export class Supervisor {
       await this.drain(info, "reload");
     }
     this.#o.log.info("rolling reload done");
+  }
+
+  /**
+   * Replaces one worker the way a reload does (a new one for its slot, then the old one drained): for a worker
+   * that answers again but cannot go on as it was (events for it were dropped while it did not answer).
+   */
+  async replace(info: WorkerInfo, reason: string): Promise<void> {
+    if (this.#stopping || !this.#workers.has(info.worker.id)) return;
+    if (info.state === "ready") info.state = "retiring";
+    this.#o.log.warn({ worker: info.worker.id, slot: info.slot, reason }, "replacing worker");
+    await this.#fork(info.slot);
+    await this.drain(info, reason);
   }
 
   /** Drains one worker: no new connections, clients told to reconnect over the window, exit by the deadline. */
