@@ -81,8 +81,9 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
       if (!(err instanceof SwitchboardError)) d.log.error({ err }, "HTTP handler failed");
       d.counters.error(e.code);
       const { status, body } = errorReply(e.code, e.message);
-      // The rest of an oversized body is not read: this connection cannot carry another request.
-      if (e.code === "too_large") res.shouldKeepAlive = false;
+      // Node would close at once after the answer (Connection: close) with the body still coming: readJson
+      // closes once it ended instead.
+      if ((req as LingeringRequest).lingering) res.shouldKeepAlive = true;
       send(res, status, body);
     });
   };
@@ -166,19 +167,27 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A request whose oversized body is still being read and dropped. */
+type LingeringRequest = IncomingMessage & { lingering?: boolean };
+
 /** How long, and how much more, a body over the limit is read (and dropped) so the 413 reaches the client. */
 const OVERFLOW_DRAIN_MS = 2000;
 
 function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const tooLarge = () => {
-      // Keep reading what is still coming (dropped), so the client gets the 413 instead of a reset; a body that
-      // goes on is cut once the answer had time to go out.
+      // A lingering close: keep reading what is still coming (dropped) and close only once the body ended, so the
+      // client gets the 413 instead of a reset (closing with unread bytes resets the connection); a body that goes
+      // on is cut once the answer had time to go out.
       req.removeAllListeners("data");
       req.resume();
+      (req as LingeringRequest).lingering = true;
       const cut = setTimeout(() => req.socket.destroy(), OVERFLOW_DRAIN_MS);
       cut.unref();
-      req.once("end", () => clearTimeout(cut));
+      req.once("end", () => {
+        clearTimeout(cut);
+        req.socket.end();
+      });
       reject(new SwitchboardError("too_large", `body exceeds ${limit} bytes`));
     };
     const declared = Number(req.headers["content-length"] ?? 0);
