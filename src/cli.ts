@@ -3,6 +3,7 @@ import cluster from "node:cluster";
 import { Command } from "commander";
 import { parseRedisTarget } from "./bus/redis/redis-options.js";
 import { type Config, ConfigError, loadConfig, settings } from "./config.js";
+import { IPC_TAG, isSwitchboardMessage, type ToPrimary, type ToWorker } from "./ipc.js";
 
 /** Exit code for invalid configuration (systemd: RestartPreventExitStatus=2). */
 const EXIT_CONFIG = 2;
@@ -27,10 +28,23 @@ function configFrom(flags: Record<string, unknown>): Config {
   }
 }
 
+/** A worker's configuration, asked of the primary over IPC (secrets never sit in a worker's environment). */
+function configFromPrimary(): Promise<Config> {
+  return new Promise((resolve) => {
+    const onMessage = (message: unknown) => {
+      if (!isSwitchboardMessage<ToWorker>(message) || message.kind !== "config") return;
+      process.off("message", onMessage);
+      resolve(message.config);
+    };
+    process.on("message", onMessage);
+    process.send?.({ tag: IPC_TAG, kind: "hello" } satisfies ToPrimary);
+  });
+}
+
 async function main(): Promise<void> {
   if (cluster.isWorker) {
-    const { runWorker } = await import("./worker/index.js");
-    runWorker(JSON.parse(process.env.SWITCHBOARD_WORKER_CONFIG ?? "{}") as Config, cluster.worker?.id ?? 0);
+    const [{ runWorker }, config] = await Promise.all([import("./worker/index.js"), configFromPrimary()]);
+    runWorker(config, cluster.worker?.id ?? 0);
     return;
   }
   const program = new Command("switchboard").description("Realtime messaging server").showHelpAfterError();

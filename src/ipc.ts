@@ -1,4 +1,5 @@
 import type { JoinReply, Published } from "./bus/bus.js";
+import type { Config } from "./config.js";
 import type { Readiness } from "./readiness.js";
 
 /**
@@ -48,6 +49,11 @@ export type WorkerStats = {
 };
 
 export type ToPrimary =
+  /**
+   * A new worker asks for its configuration once it listens (a message sent before a listener exists is lost, so the
+   * primary cannot just send it after forking).
+   */
+  | { tag: typeof IPC_TAG; kind: "hello" }
   | { tag: typeof IPC_TAG; kind: "ready" }
   | { tag: typeof IPC_TAG; kind: "up"; ops: UpOp[] }
   /** The answer to a `ping`, sent from the worker's event loop: it still runs and reads its IPC. */
@@ -56,6 +62,8 @@ export type ToPrimary =
 export type ToWorker =
   | { tag: typeof IPC_TAG; kind: "down"; events: DownEvent[] }
   | { tag: typeof IPC_TAG; kind: "drain"; windowMs: number; deadlineMs: number; reason: string }
+  /** The worker's configuration, the answer to its `hello` (no setting travels in the environment). */
+  | { tag: typeof IPC_TAG; kind: "config"; config: Config }
   /** What /health and /ready answer now (the primary's view), for requests on kept-alive connections. */
   | { tag: typeof IPC_TAG; kind: "readiness"; readiness: Readiness }
   /** Liveness heartbeat (about once a second): the worker answers `pong` with the same `seq`. */

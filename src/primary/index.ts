@@ -31,7 +31,7 @@ export async function runPrimary(config: Config): Promise<void> {
 
   const supervisor: Supervisor = new Supervisor({
     workers: config.workers,
-    env: { SWITCHBOARD_WORKER_CONFIG: JSON.stringify(config) },
+    config,
     drainTimeoutMs: config.drainTimeoutMs,
     unresponsiveMs: config.workerUnresponsiveMs,
     hangTimeoutMs: config.workerHangTimeoutMs,
@@ -180,7 +180,11 @@ export async function runPrimary(config: Config): Promise<void> {
   await listen(admin.server, config.adminPort, config.adminHost);
   const port = (publicServer.address() as AddressInfo).port;
   const adminPort = (admin.server.address() as AddressInfo).port;
-  log.info({ port, adminPort, workers: config.workers, node: process.version }, "primary started");
+  // Who may call the HTTP API is said once, here: a missing key is a choice an operator should see.
+  const api = config.apiKey
+    ? "API key required (Authorization: Bearer or X-API-Key)"
+    : "no --api-key: direct loopback callers only, forwarded requests refused";
+  log.info({ port, adminPort, workers: config.workers, node: process.version, api }, "primary started");
 
   const sweepEveryMs = Math.min(SWEEP_INTERVAL_MS, Math.max(1000, Math.round(namespaces.shortestTtlMs / 4)));
   const sweep = setInterval(() => bus.sweep(), sweepEveryMs);

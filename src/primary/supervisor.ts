@@ -1,5 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import { RestartBackoff } from "../backoff.js";
+import { type Config, settings } from "../config.js";
 import { IPC_TAG, isSwitchboardMessage, type ToPrimary, type ToWorker, type WorkerStats } from "../ipc.js";
 import type { Logger } from "../log.js";
 import { withNodeFlags } from "../node-flags.js";
@@ -30,8 +31,11 @@ const PING_INTERVAL_MS = 1000;
 
 export type SupervisorOptions = {
   workers: number;
-  /** Environment handed to every worker (its configuration travels here). */
-  env: Record<string, string>;
+  /**
+   * The workers' configuration: sent to each over IPC as its first message, never in its environment or command
+   * line (other processes of the user can read those, and secrets are in it).
+   */
+  config: Config;
   drainTimeoutMs: number;
   /** Silence after which a worker gets no new connections (state `unresponsive`). */
   unresponsiveMs: number;
@@ -50,6 +54,7 @@ export type SupervisorOptions = {
  */
 export class Supervisor {
   readonly #o: SupervisorOptions;
+  readonly #workerEnv: Record<string, string>;
   readonly #workers = new Map<number, WorkerInfo>();
   readonly #backoff = new Map<number, RestartBackoff>();
   readonly #restartTimers = new Set<NodeJS.Timeout>();
@@ -68,7 +73,13 @@ export class Supervisor {
 
   constructor(o: SupervisorOptions) {
     this.#o = o;
+    // Workers get their configuration over IPC: no setting (and no secret) in their environment or arguments.
+    this.#workerEnv = Object.fromEntries([
+      ...Object.values(settings).map((x) => [x.env, ""]),
+      ["SWITCHBOARD_CONFIG", ""],
+    ]);
     cluster.setupPrimary({
+      args: ["worker"],
       serialization: "advanced",
       execArgv: withNodeFlags(process.execArgv, process.env.NODE_OPTIONS),
     });
@@ -173,7 +184,7 @@ export class Supervisor {
   }
 
   #fork(slot: number): Promise<WorkerInfo> {
-    const worker = cluster.fork({ ...this.#o.env, SWITCHBOARD_WORKER_SLOT: String(slot) });
+    const worker = cluster.fork({ ...this.#workerEnv, SWITCHBOARD_WORKER_SLOT: String(slot) });
     const now = Date.now();
     const info: WorkerInfo = {
       worker,
@@ -192,6 +203,10 @@ export class Supervisor {
       worker.on("message", (message: unknown) => {
         info.lastHeard = Date.now();
         if (!isSwitchboardMessage<ToPrimary>(message)) return;
+        if (message.kind === "hello") {
+          worker.send({ tag: IPC_TAG, kind: "config", config: this.#o.config } satisfies ToWorker);
+          return;
+        }
         if (message.kind === "ready" && info.state === "starting") {
           info.state = "ready";
           this.#o.log.info({ worker: worker.id, workerPid: worker.process.pid, slot }, "worker ready");

@@ -132,10 +132,3 @@ export function checkApiAccess(req: IncomingMessage, apiKey: string | null): voi
     );
   }
 }
-
-/** The API's access mode, for the start-up log. */
-export function apiAccessMode(apiKey: string | null): string {
-  return apiKey
-    ? "API key required (Authorization: Bearer or X-API-Key)"
-    : "no --api-key: direct loopback callers only, forwarded requests refused";
-}

@@ -4,8 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { RawClient, SioClient } from "../helpers/clients.js";
@@ -276,5 +278,42 @@ describe("connection tokens: claims, expiry and refresh", () => {
     assert.equal((await kept.subscribe("news")).ok, true);
     short.close();
     kept.close();
+  });
+});
+
+describe("secrets", () => {
+  it("stay out of the workers' environment and command line; files can hold them", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/sb-secrets-`);
+    writeFileSync(`${dir}/api-key`, "key-from-a-file-9c1\n");
+    const server = await startServer(["--workers", "2", "--api-key-file", `${dir}/api-key`], {
+      JWT_SECRET: "jwt-secret-in-env-77f",
+    });
+    try {
+      const workers = (await server.status()).workers.map((w) => w.pid);
+      assert.equal(workers.length, 2);
+      for (const pid of workers) {
+        const environ = readFileSync(`/proc/${pid}/environ`, "latin1");
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+        for (const secret of ["key-from-a-file-9c1", "jwt-secret-in-env-77f"]) {
+          assert.ok(!environ.includes(secret), `worker ${pid}'s environment holds a secret`);
+          assert.ok(!cmdline.includes(secret), `worker ${pid}'s command line holds a secret`);
+        }
+      }
+      const publish = (key: string) =>
+        request(`${server.url}/api/publish`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}` },
+          body: JSON.stringify({ channel: "a", data: 1 }),
+        });
+      assert.equal(
+        (await publish("key-from-a-file-9c1")).status,
+        200,
+        "the key from the file is the API key",
+      );
+      assert.equal((await publish("other")).status, 403);
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

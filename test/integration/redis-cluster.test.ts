@@ -119,13 +119,18 @@ describe("cross-host relay through a Redis Cluster with sharded pub/sub", () => 
       sockets: string[];
     };
     assert.deepEqual(presence.sockets.sort(), [onA.socket.id, onB.socket.id].sort());
-    const heard = new Promise<unknown[]>((resolve) =>
-      onB.socket.once("note", (...args: unknown[]) => resolve(args)),
-    );
-    await fetch(`${a.url}/api/emit`, {
-      method: "POST",
-      body: JSON.stringify({ room: "room:c", event: "note", args: [7] }),
+    const heard = new Promise<unknown[]>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the emit never reached the other host")), 10_000);
+      onB.socket.once("note", (...args: unknown[]) => {
+        clearTimeout(timer);
+        resolve(args);
+      });
     });
+    const res = await fetch(`${a.url}/api/emit`, {
+      method: "POST",
+      body: JSON.stringify({ channel: "room:c", event: "note", args: [7] }),
+    });
+    assert.equal(res.status, 200);
     assert.deepEqual(await heard, [7]);
   });
 });
