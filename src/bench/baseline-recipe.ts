@@ -74,6 +74,12 @@ function runWorker(): void {
       return;
     }
     if (req.url?.startsWith("/socket.io/")) return; // Socket.IO answers these itself
+    // The health check a balancer makes (the recipe's docs leave it to the app: the simplest one).
+    if (req.url === "/health") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"status":"ok"}');
+      return;
+    }
     res.writeHead(404);
     res.end();
   });

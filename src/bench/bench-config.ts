@@ -35,6 +35,8 @@ export interface BenchConfig {
    */
   refRateC: number;
   refRateD: number;
+  /** C publishes batches (the messages due in one 10 ms tick per request) instead of one message per request. */
+  batchC: boolean;
   /** Consecutive unsustained steps after which a C/D run stops stepping up. */
   stopAfterFail: number;
   workers: number;
@@ -72,6 +74,7 @@ const DEFAULTS: BenchConfig = {
   ratesD: [500, 1000, 2000, 3000, 4500, 7000, 10_000, 15_000, 22_000, 33_000, 50_000],
   refRateC: 5,
   refRateD: 1000,
+  batchC: false,
   stopAfterFail: 1,
   workers: availableParallelism(),
   scaleConnections: 100_000,
@@ -123,6 +126,7 @@ export const USAGE = `Usage: bench [flags]
   --scale-workers N           Switchboard workers for F                             default 8
   --concurrency N             handshakes in flight                                  default 500
   --client-processes N        minimum load-client processes                         default 2
+  --batch-c                   C publishes batches per 10 ms tick, not one message per request
   --stop-after-fail N         stop stepping after N unsustained steps               default 1
   --recovery-clients N        SDK clients for H                                     default 1000
   --recovery-rate R           publishes per second during H's promote               default 50
@@ -160,6 +164,10 @@ export function parseBenchArgs(argv: string[]): BenchConfig {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string;
     if (flag === "--smoke") continue;
+    if (flag === "--batch-c") {
+      cfg.batchC = true;
+      continue;
+    }
     if (flag === "--help" || flag === "-h") throw new BenchConfigError(USAGE);
     const v = argv[i + 1];
     if (v === undefined || (v.startsWith("--") && flag !== "--switchboard-args")) {

@@ -1,7 +1,9 @@
 /**
  * Publishes timestamped messages at a fixed rate for a fixed time over a few keep-alive connections to
- * POST /api/publish. Messages due in the same 10 ms tick (or queued while every connection was busy) go out
- * as one batch request. Each message's data is `{"t":<epoch ms>,"s":<step>,"h":<half>}`.
+ * POST /api/publish. By default each message is its own request, as an app backend publishing one event per
+ * `POST` does; with `batch`, messages due in the same 10 ms tick (or queued while every connection was busy) go
+ * out as one batch request, which hands the server coalescing a real backend rarely gives it. Each message's data
+ * is `{"t":<epoch ms>,"s":<step>,"h":<half>}`.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { epochMs } from "./histogram.js";
@@ -29,9 +31,11 @@ export interface RateOutcome {
 
 export class RatePublisher {
   readonly #conns: HttpConn[];
+  readonly #maxBatch: number;
 
-  constructor(port: number, connections: number) {
+  constructor(port: number, connections: number, options: { batch: boolean }) {
     this.#conns = Array.from({ length: connections }, () => new HttpConn(port, "127.0.0.1"));
+    this.#maxBatch = options.batch ? MAX_BATCH : 1;
   }
 
   async run(plan: RatePlan): Promise<RateOutcome> {
@@ -48,7 +52,7 @@ export class RatePublisher {
       for (const conn of this.#conns) {
         if (queue.length === 0) return;
         if (conn.busy) continue;
-        const batch = queue.splice(0, MAX_BATCH);
+        const batch = queue.splice(0, this.#maxBatch);
         const body = batch.length === 1 ? (batch[0] as string) : `{"messages":[${batch.join(",")}]}`;
         inFlight++;
         conn

@@ -63,6 +63,14 @@ test("bench smoke run measures every scenario on every server", { timeout: TIMEO
             E: "publishesPerSec",
           }[scenario];
           assert.ok(Number.isFinite(run.figures[key as string]), `${where}: no ${key}`);
+          if (scenario === "A")
+            assert.ok(Number.isFinite(run.figures.rssPerConnManyKiB), `${where}: no 10-channel figure`);
+          // Every server answers the balancer's health check while the scenario runs.
+          if (scenario === "A" || scenario === "C")
+            assert.ok(
+              (run.figures.healthChecks ?? 0) > 0 && run.figures.healthFailures === 0,
+              `${where}: /health`,
+            );
           if (scenario === "C" || scenario === "D") {
             assert.ok(run.steps && run.steps.length > 0, `${where}: no steps`);
             for (const step of run.steps) {

@@ -110,10 +110,11 @@ export class ConnPool implements ConnHooks {
     for (let i = 0; i < this.#conns.length; i++) {
       const conn = this.#conns[i] as ClientConn;
       if (!conn.opened || conn.socket.destroyed) continue;
-      conn.subscribe(`${c.prefix}${(this.#firstIndex + i) % c.channels}`);
-      sent++;
+      const first = (this.#firstIndex + i) * c.perConnection;
+      for (let k = 0; k < c.perConnection; k++) conn.subscribe(`${c.prefix}${(first + k) % c.channels}`);
+      sent += c.perConnection;
       // Yield now and then so the event loop keeps reading while thousands of writes go out.
-      if (sent % 1000 === 0) await new Promise((r) => setImmediate(r));
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
     }
     while (this.#acks - acks0 + this.#errors - errors0 < sent && performance.now() < deadline) {
       await sleep(POLL_MS);

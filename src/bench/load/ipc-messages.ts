@@ -22,9 +22,13 @@ export interface ConnectCommand {
 
 export interface SubscribeCommand {
   cmd: "subscribe";
-  /** Connection with global index g subscribes to `${prefix}${g % channels}`. */
+  /**
+   * Connection with global index g subscribes to `perConnection` channels: `${prefix}${(g * perConnection + k) %
+   * channels}` for k below `perConnection`.
+   */
   channels: number;
   prefix: string;
+  perConnection: number;
   timeoutMs: number;
 }
 

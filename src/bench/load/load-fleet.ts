@@ -186,9 +186,17 @@ export class LoadFleet {
     };
   }
 
-  async subscribe(channels: number, prefix: string, timeoutMs: number): Promise<SubscribeResult> {
+  /** Subscribes every open connection to `perConnection` of `channels` channels (see SubscribeCommand). */
+  async subscribe(
+    channels: number,
+    prefix: string,
+    timeoutMs: number,
+    perConnection = 1,
+  ): Promise<SubscribeResult> {
     const results = await Promise.all(
-      this.#procs.map((p) => p.request<SubscribeResult>({ cmd: "subscribe", channels, prefix, timeoutMs })),
+      this.#procs.map((p) =>
+        p.request<SubscribeResult>({ cmd: "subscribe", channels, prefix, timeoutMs, perConnection }),
+      ),
     );
     return {
       acked: results.reduce((s, r) => s + r.acked, 0),

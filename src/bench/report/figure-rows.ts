@@ -14,14 +14,44 @@ export interface FigureDef {
   better: "lower" | "higher";
 }
 
+/** Every scenario's /health p99 (a balancer's check made while the load runs). */
+const HEALTH: FigureDef = { key: "healthP99Ms", label: "/health p99 meanwhile", unit: "ms", better: "lower" };
+
 const SCENARIO_FIGURES: Record<ScenarioId, FigureDef[]> = {
-  A: [{ key: "rssPerConnKiB", label: "RSS per idle connection", unit: "KiB", better: "lower" }],
-  B: [{ key: "connPerSec", label: "connections opened per second", unit: "/s", better: "higher" }],
+  A: [
+    {
+      key: "rssPerConnKiB",
+      label: "RSS per idle connection, 1 channel each, settled",
+      unit: "KiB",
+      better: "lower",
+    },
+    {
+      key: "rssPeakPerConnKiB",
+      label: "RSS per connection, 1 channel each, peak",
+      unit: "KiB",
+      better: "lower",
+    },
+    {
+      key: "rssPerConnManyKiB",
+      label: "RSS per idle connection, 10 channels each, settled",
+      unit: "KiB",
+      better: "lower",
+    },
+    {
+      key: "rssPeakPerConnManyKiB",
+      label: "RSS per connection, 10 channels each, peak",
+      unit: "KiB",
+      better: "lower",
+    },
+    HEALTH,
+  ],
+  B: [{ key: "connPerSec", label: "connections opened per second", unit: "/s", better: "higher" }, HEALTH],
   C: fanoutFigures(),
   D: fanoutFigures(),
   E: [
     { key: "publishesPerSec", label: "publish API throughput", unit: "/s", better: "higher" },
     { key: "p99Ms", label: "publish request p99", unit: "ms", better: "lower" },
+    HEALTH,
   ],
   F: [
     { key: "opened", label: "connections open", unit: "", better: "higher" },
@@ -29,6 +59,7 @@ const SCENARIO_FIGURES: Record<ScenarioId, FigureDef[]> = {
     { key: "lastDeliveryMs", label: "broadcast reached the last one after", unit: "ms", better: "lower" },
     { key: "rssMiB", label: "server tree RSS", unit: "MiB", better: "lower" },
     { key: "rssPerConnKiB", label: "RSS per connection", unit: "KiB", better: "lower" },
+    HEALTH,
   ],
   // G compares hosts, not servers: its own table (cross-host-table.ts).
   G: [],
@@ -50,6 +81,7 @@ function fanoutFigures(): FigureDef[] {
       better: "higher",
     },
     { key: "maxDeliveriesPerSec", label: "peak deliveries/s received", unit: "/s", better: "higher" },
+    HEALTH,
   ];
 }
 
@@ -135,7 +167,9 @@ export function buildRows(runs: RunResult[]): FigureRow[] {
         const ref =
           figureOf(runs, scenario, "switchboard", protocol, "refRate") ??
           figureOf(runs, scenario, "ws", protocol, "refRate");
-        const label = `${scenario} ${def.label.replace("{ref}", String(ref ?? "?"))}${def.unit ? ` (${def.unit})` : ""}`;
+        const batched =
+          figureOf(runs, scenario, "switchboard", protocol, "batched") === 1 ? ", batched publishes" : "";
+        const label = `${scenario} ${def.label.replace("{ref}", String(ref ?? "?"))}${batched}${def.unit ? ` (${def.unit})` : ""}`;
         rows.push({
           scenario,
           protocol,

@@ -27,7 +27,7 @@ function mark(t: TargetResult): string {
 
 export function targetsTable(targets: TargetResult[]): string {
   return markdown(
-    ["target (issue 4)", "goal", "measured", "status"],
+    ["target", "goal", "measured", "status"],
     targets.map((t) => [t.figure, t.target, t.measured, mark(t)]),
     4,
   );

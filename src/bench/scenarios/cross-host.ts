@@ -68,7 +68,7 @@ async function measure(
   const perFleet = Math.max(1, Math.ceil(config.clientProcesses / 2));
   const groups: Group[] = [];
   const out: HostSteps = { all: [], local: [], remote: [], acked: [0, 0] };
-  const publisher = new RatePublisher(servers[0].port, PUBLISH_CONNECTIONS);
+  const publisher = new RatePublisher(servers[0].port, PUBLISH_CONNECTIONS, { batch: true });
   try {
     for (const [i, server] of servers.entries()) {
       const fleet = LoadFleet.start(LoadFleet.processesFor(halves[i] ?? 0, perFleet));

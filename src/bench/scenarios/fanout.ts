@@ -26,6 +26,8 @@ export interface FanoutShape {
   rates: number[];
   /** Rate whose latency is reported as the scenario's reference figures. */
   refRate: number;
+  /** Publish batches of the messages due together (see RatePublisher) instead of one message per request. */
+  batch: boolean;
 }
 
 function describe(r: StepResult): string {
@@ -53,7 +55,7 @@ export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShap
     );
     if (sub.acked === 0) throw new Error("no subscription was acknowledged");
     const fanout = sub.acked / shape.channels;
-    const publisher = new RatePublisher(s.server.port, PUBLISH_CONNECTIONS);
+    const publisher = new RatePublisher(s.server.port, PUBLISH_CONNECTIONS, { batch: shape.batch });
     const channelOf = (n: number) => `${shape.prefix}${n % shape.channels}`;
     let steps: StepResult[];
     try {
@@ -84,7 +86,12 @@ export function runFanout(ctx: RunContext, protocol: Protocol, shape: FanoutShap
     const summary = summarize(steps, shape.refRate, fanout);
     return {
       ...summary,
-      figures: { ...summary.figures, subscribed: sub.acked, droppedByServer: status.droppedByServer },
+      figures: {
+        ...summary.figures,
+        subscribed: sub.acked,
+        droppedByServer: status.droppedByServer,
+        batched: shape.batch ? 1 : 0,
+      },
     };
   });
 }

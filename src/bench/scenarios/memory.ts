@@ -1,38 +1,72 @@
 /**
- * Scenario A: resident memory of the server's whole process tree per idle connection. RSS is read before and
- * after opening the connections (each time after a settle pause; the second one long enough for the servers' GC to
- * return the garbage of the handshakes), and the difference divided by the count.
+ * Scenario A: resident memory of the server's whole process tree per idle connection that holds subscriptions,
+ * the way an app's connections do. Each connection subscribes to a channel of its own (like `user:<id>`), RSS is
+ * read at its peak during the connection storm and settled after a pause long enough for the servers' GC to return
+ * the handshakes' garbage; then each subscribes to 9 more (channels of 10 subscribers, like rooms) and both are read
+ * again. Every figure is the difference from the fresh server, divided by the connections.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
+import { treeRssBytes } from "../proc-tree.js";
 import type { ScenarioOutcome } from "./outcome.js";
-import { connectWithProgress, kibPerConn, type RunContext, rssDelta, withSession } from "./session.js";
+import { assertAlive, connectWithProgress, RssPeak, type RunContext, withSession } from "./session.js";
+import { SUBSCRIBE_TIMEOUT_MS } from "./stepping.js";
+
+/** Channels each connection holds in the second reading. */
+const MANY = 10;
 
 export function runMemory(ctx: RunContext, protocol: Protocol): Promise<ScenarioOutcome> {
   const { config } = ctx;
   const total = config.connections;
   return withSession(ctx, { workers: config.workers, connections: total }, async (s) => {
-    const rss = await rssDelta(s, config.settleMs, config.idleSettleMs, async () => {
+    await sleep(config.settleMs);
+    const before = treeRssBytes(s.server.pid);
+    const perConn = (bytes: number, opened: number) =>
+      opened > 0 ? (bytes - before) / 1024 / opened : Number.NaN;
+
+    /** Runs `storm`, then idles; returns the tree's peak RSS during the storm and its RSS after the idle. */
+    const measure = async (storm: () => Promise<void>, what: string) => {
+      const peak = new RssPeak(s.server.pid);
+      await storm();
+      const peakBytes = peak.stop();
+      ctx.progress.status(`${ctx.tag}: ${what}, idle for ${config.idleSettleMs / 1000} s`);
+      await sleep(config.idleSettleMs);
+      assertAlive(s.server);
+      return { peakBytes, settledBytes: treeRssBytes(s.server.pid) };
+    };
+
+    let opened = 0;
+    let failed = 0;
+    let subscribeErrors = 0;
+    const one = await measure(async () => {
       const conn = await connectWithProgress(ctx, s, protocol, total);
-      ctx.progress.status(
-        `${ctx.tag}: ${fmt(conn.opened)} connections open, idle for ${config.idleSettleMs / 1000} s`,
-      );
-      return conn;
-    });
-    const { result: conn, beforeBytes: before, afterBytes: after } = rss;
-    const perConnKiB = kibPerConn(rss, conn.opened);
+      opened = conn.opened;
+      failed = conn.failed;
+      subscribeErrors += (await s.fleet.subscribe(total, "user:", SUBSCRIBE_TIMEOUT_MS)).errors;
+    }, "1 channel each");
+    const many = await measure(async () => {
+      subscribeErrors += (await s.fleet.subscribe(total, "room:", SUBSCRIBE_TIMEOUT_MS, MANY - 1)).errors;
+    }, `${MANY} channels each`);
+    const mib = (b: number) => fmt(b / 2 ** 20);
     ctx.progress.log(
-      `${ctx.tag}: ${fmt(conn.opened)} idle connections, RSS ${fmt(before / 2 ** 20)} → ${fmt(after / 2 ** 20)} MiB = ` +
-        `${fmt(perConnKiB)} KiB/connection`,
+      `${ctx.tag}: ${fmt(opened)} idle connections, RSS ${mib(before)} MiB fresh; 1 channel each: peak ` +
+        `${mib(one.peakBytes)}, settled ${mib(one.settledBytes)} MiB; ${MANY} each: peak ${mib(many.peakBytes)}, ` +
+        `settled ${mib(many.settledBytes)} MiB` +
+        (subscribeErrors > 0 ? `; ${fmt(subscribeErrors)} subscribe errors` : ""),
     );
     return {
       figures: {
-        rssPerConnKiB: perConnKiB,
+        rssPerConnKiB: perConn(one.settledBytes, opened),
+        rssPeakPerConnKiB: perConn(one.peakBytes, opened),
+        rssPerConnManyKiB: perConn(many.settledBytes, opened),
+        rssPeakPerConnManyKiB: perConn(many.peakBytes, opened),
         rssBeforeMiB: before / 2 ** 20,
-        rssAfterMiB: after / 2 ** 20,
-        opened: conn.opened,
-        failed: conn.failed,
+        rssAfterMiB: one.settledBytes / 2 ** 20,
+        opened,
+        failed,
+        subscribeErrors,
       },
     };
   });

@@ -33,7 +33,7 @@ export function runScale(ctx: RunContext): Promise<ScenarioOutcome> {
       `${ctx.tag}: ${fmt(sub.acked)} subscribed; tree RSS ${fmt(after / 2 ** 20)} MiB; broadcasting`,
     );
 
-    const publisher = new RatePublisher(s.server.port, 1);
+    const publisher = new RatePublisher(s.server.port, 1, { batch: false });
     const startedAt = epochMs();
     const publish = await publisher.run({ step: STEP, rate: 1, durationMs: 1, channelOf: () => "scale0" });
     publisher.close();

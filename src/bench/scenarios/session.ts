@@ -6,12 +6,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type ServerCommand, ServerProcess } from "../../harness/server-process.js";
 import type { BenchConfig } from "../bench-config.js";
 import { fmt } from "../format.js";
+import { HealthProbe } from "../health-probe.js";
 import type { Protocol } from "../load/client-conn.js";
 import { type ConnectResult, HANDSHAKE_TIMEOUT_MS } from "../load/ipc-messages.js";
 import { LoadFleet } from "../load/load-fleet.js";
 import { machineBusyMs, treeCpuMs, treeRssBytes } from "../proc-tree.js";
 import type { Progress } from "../progress.js";
 import type { ServerSpec } from "../server-specs.js";
+import type { ScenarioOutcome } from "./outcome.js";
 
 const READY_TIMEOUT_MS = 60_000;
 
@@ -44,18 +46,23 @@ export async function stopServer(ctx: RunContext, server: ServerProcess | undefi
  * Starts a fresh server and enough load processes for `connections` (at least --client-processes), runs `fn`,
  * and always tears both down.
  */
-export async function withSession<T>(
+export async function withSession(
   ctx: RunContext,
   opts: { workers: number; connections: number },
-  fn: (s: Session) => Promise<T>,
-): Promise<T> {
+  fn: (s: Session) => Promise<ScenarioOutcome>,
+): Promise<ScenarioOutcome> {
   // The load clients boot while the server does.
   const fleet = LoadFleet.start(LoadFleet.processesFor(opts.connections, ctx.config.clientProcesses));
   let server: ServerProcess | undefined;
+  let health: HealthProbe | undefined;
   try {
     server = await startServer(ctx.spec.command(opts.workers));
-    return await fn({ server, fleet });
+    // Every scenario also reports how its load slowed the health check a balancer would make meanwhile.
+    health = new HealthProbe(server.port);
+    const outcome = await fn({ server, fleet });
+    return { ...outcome, figures: { ...outcome.figures, ...health.stop() } };
   } finally {
+    health?.stop();
     await fleet.close();
     await stopServer(ctx, server);
   }
@@ -166,6 +173,25 @@ export async function rssDelta<T>(
   await sleep(afterMs);
   assertAlive(s.server);
   return { result, beforeBytes, afterBytes: treeRssBytes(s.server.pid) };
+}
+
+/** The highest RSS of the server's tree while it runs, sampled every 100 ms: what a connection storm needs. */
+export class RssPeak {
+  #peak = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(pid: number) {
+    const sample = () => {
+      this.#peak = Math.max(this.#peak, treeRssBytes(pid));
+    };
+    sample();
+    this.#timer = setInterval(sample, 100);
+  }
+
+  stop(): number {
+    clearInterval(this.#timer);
+    return this.#peak;
+  }
 }
 
 /** KiB of RSS per connection; NaN when none opened (no figure rather than a meaningless one). */

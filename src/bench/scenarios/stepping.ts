@@ -6,7 +6,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { RatePublisher } from "../rate-publisher.js";
 import type { StepResult } from "../results.js";
 
-export const PUBLISH_CONNECTIONS = 4;
+/** Keep-alive connections publishing (a backend's small connection pool). */
+export const PUBLISH_CONNECTIONS = 8;
 export const SUBSCRIBE_TIMEOUT_MS = 60_000;
 /** Waiting for deliveries ends early when their count has not moved for this long. */
 const STALL_MS = 1500;
