@@ -60,6 +60,8 @@ export interface BenchConfig {
   smoke: boolean;
   source: SourceMode;
   switchboardArgs: string[];
+  /** Where Switchboard's processes write CPU profiles (--cpu-prof), or null. */
+  cpuProfDir: string | null;
 }
 
 const DEFAULTS: BenchConfig = {
@@ -90,6 +92,7 @@ const DEFAULTS: BenchConfig = {
   smoke: false,
   source: "auto",
   switchboardArgs: [],
+  cpuProfDir: null,
 };
 
 const SMOKE: Partial<BenchConfig> = {
@@ -133,6 +136,7 @@ export const USAGE = `Usage: bench [flags]
   --out DIR                   results directory                                     default bench-results
   --source auto|dist|ts       run servers from dist/ or TypeScript (auto: dist when fresh)
   --switchboard-args "…"      extra flags for \`switchboard start\`
+  --cpu-prof DIR              Switchboard's primary and workers write V8 CPU profiles to DIR
   --smoke                     tiny sizes, seconds per scenario
   --help`;
 
@@ -247,6 +251,9 @@ export function parseBenchArgs(argv: string[]): BenchConfig {
         if (v !== "auto" && v !== "dist" && v !== "ts")
           problems.push(`--source: allowed auto, dist, ts; got "${v}"`);
         cfg.source = v as SourceMode;
+        break;
+      case "--cpu-prof":
+        cfg.cpuProfDir = v;
         break;
       case "--switchboard-args":
         cfg.switchboardArgs = v.split(/\s+/).filter(Boolean);

@@ -46,7 +46,7 @@ export async function runBench(argv: string[]): Promise<number> {
     return help ? 0 : 2;
   }
   const progress = new Progress();
-  const specs = serverSpecs(config.source, config.switchboardArgs);
+  const specs = serverSpecs(config.source, config.switchboardArgs, config.cpuProfDir);
   const startedAt = new Date().toISOString();
   const load0 = loadavg()[0] ?? 0;
   progress.log(

@@ -60,7 +60,15 @@ function nodeCommand(
   return { command: process.execPath, args: [...nodeFlags, ...loader, file, ...args], cwd: root };
 }
 
-export function serverSpecs(mode: SourceMode, switchboardArgs: string[]): Record<ServerName, ServerSpec> {
+/**
+ * `cpuProfDir`: Switchboard's primary and workers (which inherit its Node flags) write V8 CPU profiles there
+ * when they exit, for profiling under the bench's load.
+ */
+export function serverSpecs(
+  mode: SourceMode,
+  switchboardArgs: string[],
+  cpuProfDir: string | null = null,
+): Record<ServerName, ServerSpec> {
   const root = repoRoot();
   const sb = pickSource(root, "cli.js", mode);
   const ws = pickSource(root, "bench/ws-server.js", mode);
@@ -81,7 +89,7 @@ export function serverSpecs(mode: SourceMode, switchboardArgs: string[]): Record
             ...["--workers", String(workers), "--log-level", "info", "--drain-timeout", "1000"],
             ...switchboardArgs,
           ],
-          NODE_FLAGS,
+          [...NODE_FLAGS, ...(cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [])],
         ), // as shipped: npm start, the bin, pm2 and systemd all pass these
     },
     baseline: {

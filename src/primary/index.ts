@@ -100,7 +100,8 @@ export async function runPrimary(config: Config): Promise<void> {
     let best: Worker | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
     for (const w of supervisor.workers) {
-      if (w.state !== "ready") continue;
+      // A worker that just died stays "ready" until its exit is seen: its channel is already closed.
+      if (w.state !== "ready" || !w.worker.isConnected()) continue;
       const load =
         (w.stats?.rawConnections ?? 0) + (w.stats?.sioConnections ?? 0) + balancer.recentFor(w.worker.id);
       if (load < bestLoad) {

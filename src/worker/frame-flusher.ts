@@ -1,13 +1,14 @@
 import { performance } from "node:perf_hooks";
 
-/** Above this share of busy time the worker coalesces harder; below the lower one it writes at once again. */
-const BUSY_ABOVE = 0.85;
-const IDLE_BELOW = 0.5;
-const SAMPLE_MS = 100;
-/** How long a busy worker lets frames gather before a write pass: the latency it trades for fewer syscalls. */
-const BUSY_WRITE_DELAY_MS = 30;
-/** Frames per write at which a pass already coalesces well by itself, so that waiting would only add latency. */
-const COALESCED_ENOUGH = 1.5;
+/**
+ * After a write pass, the next one waits this many times as long as the pass took. A worker that writes to
+ * thousands of sockets spends its time in one write() syscall per socket per pass; spacing the passes by their
+ * own cost bounds the share of time spent writing (here about half) and lets each socket's frames gather in
+ * between, so that the busier the worker, the more frames go out per syscall.
+ */
+const PASS_SPACING = 0.5;
+/** The longest a pass may be held back, whatever the last one cost: the latency coalescing may add. */
+const MAX_WAIT_MS = 100;
 
 export interface Flushable {
   /** Writes what is queued; returns the number of frames written. */
@@ -15,56 +16,46 @@ export interface Flushable {
 }
 
 /**
- * Writes the queued frames of every connection that got one, one write per connection (writev when several
- * queued). An idle worker writes once the current batch from the primary is processed (setImmediate). A busy
- * one, where one write() syscall per frame is what it spends its time on, lets frames gather for 30 ms first
- * so that each connection's frames go out in fewer writes: the per-socket coalescing that lets a saturated
- * worker deliver more, the way Centrifugo's write delay does, only switched on by load. When the last pass
- * already wrote several frames per connection (a busy channel with many subscribers, whose passes are long),
- * waiting would add latency and save nothing, so the worker writes at once.
+ * Writes the queued frames of every connection that got one, one write per connection. The write window grows
+ * with load by itself (Centrifugo's write delay, adaptive): an idle worker, whose passes are short and far apart,
+ * writes as soon as the current batch from the primary is processed (setImmediate); a loaded one, whose passes
+ * are long, waits after each pass as long as it took (at most MAX_WAIT_MS), so that every connection's next
+ * frames go out together.
  */
 export class FrameFlusher {
   readonly #dirty = new Set<Flushable>();
   #scheduled = false;
-  #busy = false;
-  #framesPerWrite = 1;
-  #elu = performance.eventLoopUtilization();
-  readonly #sampler = setInterval(() => this.#sample(), SAMPLE_MS);
-
-  constructor() {
-    this.#sampler.unref();
-  }
-
-  get busy(): boolean {
-    return this.#busy;
-  }
+  /** Not before this (performance.now()) does the next pass run. */
+  #nextPassAt = 0;
+  #timer: NodeJS.Timeout | null = null;
+  /** Frames and writes so far (metrics: frames per write shows how much coalescing load brought). */
+  frames = 0;
+  writes = 0;
 
   mark(conn: Flushable): void {
     this.#dirty.add(conn);
     if (this.#scheduled) return;
     this.#scheduled = true;
-    if (this.#busy && this.#framesPerWrite < COALESCED_ENOUGH) {
-      setTimeout(() => this.flushAll(), BUSY_WRITE_DELAY_MS);
-    } else setImmediate(() => this.flushAll());
+    const wait = this.#nextPassAt - performance.now();
+    if (wait >= 1) this.#timer = setTimeout(() => this.flushAll(), wait);
+    else setImmediate(() => this.flushAll());
   }
 
   flushAll(): void {
+    if (!this.#scheduled) return;
     this.#scheduled = false;
-    let frames = 0;
-    for (const conn of this.#dirty) frames += conn.flush();
-    if (this.#dirty.size > 0) this.#framesPerWrite = frames / this.#dirty.size;
+    // Called early (a notice that must follow what is queued): the pass it replaces is not run again.
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    const started = performance.now();
+    for (const conn of this.#dirty) this.frames += conn.flush();
+    this.writes += this.#dirty.size;
     this.#dirty.clear();
+    const ended = performance.now();
+    this.#nextPassAt = ended + Math.min(MAX_WAIT_MS, (ended - started) * PASS_SPACING);
   }
 
   close(): void {
-    clearInterval(this.#sampler);
-  }
-
-  #sample(): void {
-    const now = performance.eventLoopUtilization();
-    const { utilization } = performance.eventLoopUtilization(now, this.#elu);
-    this.#elu = now;
-    if (utilization > BUSY_ABOVE) this.#busy = true;
-    else if (utilization < IDLE_BELOW) this.#busy = false;
+    if (this.#timer) clearTimeout(this.#timer);
   }
 }

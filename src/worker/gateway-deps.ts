@@ -5,6 +5,7 @@ import type { TokenVerifier } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { ChannelRegistry } from "./channel-registry.js";
 import type { ClientMember } from "./client-member.js";
+import type { FrameFlusher } from "./frame-flusher.js";
 import type { Subscriptions } from "./subscriptions.js";
 import type { WorkerCounters } from "./worker-counters.js";
 
@@ -17,5 +18,7 @@ export type GatewayDeps = {
   subscriptions: Subscriptions<ClientMember>;
   verifyToken: TokenVerifier;
   counters: WorkerCounters;
+  /** One per worker: both protocols' write passes are spaced by what they cost together. */
+  flusher: FrameFlusher;
   log: Logger;
 };

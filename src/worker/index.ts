@@ -9,6 +9,7 @@ import { BusClient } from "./bus-client.js";
 import { ChannelRegistry } from "./channel-registry.js";
 import type { ClientMember } from "./client-member.js";
 import { drainWorker } from "./drain.js";
+import { FrameFlusher } from "./frame-flusher.js";
 import { createHttpApi } from "./http-api.js";
 import { SioGateway } from "./sio-gateway.js";
 import { setupStickyWorker } from "./sticky-worker.js";
@@ -40,7 +41,8 @@ export function runWorker(config: Config, workerId: number): void {
   let api: ReturnType<typeof createHttpApi> | undefined;
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => api?.(req, res));
   const namespaces = new Namespaces(config);
-  const common = { config, namespaces, bus, registry, subscriptions, verifyToken, counters, log };
+  const flusher = new FrameFlusher();
+  const common = { config, namespaces, bus, registry, subscriptions, verifyToken, counters, flusher, log };
   const ws = new WsGateway(server, { ...common, accepting: () => accepting });
   const sio = new SioGateway(server, common);
   api = createHttpApi({
@@ -72,6 +74,7 @@ export function runWorker(config: Config, workerId: number): void {
       void drainWorker(m, server, ws, sio, log).then(() => {
         ws.close();
         sio.close();
+        flusher.close();
         server.closeAllConnections();
         setTimeout(() => process.exit(0), 50);
       });

@@ -119,16 +119,12 @@ export class RawConnection extends ClientMember {
   /** Writes the queued frames in one write; returns how many. */
   flush(): number {
     const queue = this.#queue;
+    const bytes = this.#queuedBytes;
     this.#queue = null;
     this.#queuedBytes = 0;
     if (queue === null || this.closed || !this.#socket.writable) return 0;
-    if (queue.length === 1) {
-      this.#socket.write(queue[0] as Buffer);
-      return 1;
-    }
-    this.#socket.cork();
-    for (const frame of queue) this.#socket.write(frame);
-    this.#socket.uncork();
+    // Several small frames as one buffer: one plain write costs less than a corked writev of many.
+    this.#socket.write(queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue, bytes));
     return queue.length;
   }
 }

@@ -6,10 +6,10 @@ import type { HistoryEntry } from "../ipc.js";
 import { isParseFailure, toClientMessage } from "../protocol/client-message.js";
 import { lostGap, publishedFields } from "../protocol/server-frames.js";
 import { type Claims, tokenOf, unexpired } from "./auth.js";
-import { ClientMember } from "./client-member.js";
 import { type ClientPublish, createClientPublish } from "./client-publish.js";
 import type { GatewayDeps } from "./gateway-deps.js";
 import { HARD_LIMIT_FACTOR, SLOW_GRACE_MS } from "./raw-connection.js";
+import { SioMember, sioMessage } from "./sio-member.js";
 import { EXPIRED_MESSAGE, refreshedClaims, startExpirySweep } from "./token-refresh.js";
 
 /** Engine.IO's socket as we trim it: the request dropped once its token is read. */
@@ -20,9 +20,6 @@ type Ack = (
     | ({ ok: true } & Record<string, unknown>)
     | { error: { code: ErrorCode; message: string } & Record<string, unknown> },
 ) => void;
-
-/** A live event held for a socket while its resume's history is being sent. */
-type Held = ["message", data: unknown, offset: number] | ["gap", info: Record<string, unknown>];
 
 const MEMBER = Symbol("switchboard.member");
 
@@ -36,25 +33,6 @@ export function channelRoom(channel: string): string {
 
 /** A Socket.IO socket with its member attached: shared listeners find their connection through it. */
 type MemberSocket = Socket & { [MEMBER]?: SioMember };
-
-/** A Socket.IO socket as a channel member; the room of the same name carries its deliveries. */
-class SioMember extends ClientMember {
-  readonly socket: Socket;
-  /** Channels whose resume history is still being sent: live events wait here and follow it. */
-  held: Map<string, Held[]> | null = null;
-  /** Since when its backlog has been above --max-buffered (0: it has not). */
-  behindSince = 0;
-  constructor(socket: Socket, claims: Claims | null, rate: number) {
-    super(claims, rate);
-    this.socket = socket;
-  }
-  get protocol(): "sio" {
-    return "sio";
-  }
-  get closed(): boolean {
-    return this.socket.disconnected;
-  }
-}
 
 /** Socket.IO on /socket.io/ (docs/protocol.md) with @socket.io/cluster-adapter for its own cross-worker features. */
 export class SioGateway {
@@ -149,6 +127,7 @@ export class SioGateway {
       socket,
       (socket.data.claims as Claims | null) ?? null,
       this.#d.config.clientRate,
+      this.#d.flusher,
     );
     socket.onAny(this.#onEvent);
     socket.on("disconnect", this.#onDisconnect);
@@ -279,19 +258,38 @@ export class SioGateway {
     if (replaying?.delete(member) && replaying.size === 0) this.#replaying.delete(channel);
   }
 
-  /** Delivers one message to this worker's Socket.IO subscribers; Socket.IO encodes it once for the room. */
+  /**
+   * Delivers one message to this worker's Socket.IO subscribers: encoded once, queued on each member of the
+   * channel's room for the worker's next write pass (SioMember.flush), the way raw connections get theirs.
+   */
   deliver(channel: string, offset: number, dataJson: string): number {
     if (!this.#d.registry.hasSio(channel)) return 0;
-    const data = JSON.parse(dataJson);
-    this.io.local.to(channelRoom(channel)).emit("message", channel, data, { offset });
+    const nsp = this.io.of("/");
+    const room = nsp.adapter.rooms.get(channelRoom(channel));
+    let n = 0;
+    if (room && room.size > 0) {
+      const message = sioMessage(JSON.stringify(channel), dataJson, offset);
+      for (const id of room) {
+        const member = (nsp.sockets.get(id) as MemberSocket | undefined)?.[MEMBER];
+        if (member) {
+          member.send(message);
+          n++;
+        }
+      }
+    }
     const replaying = this.#replaying.get(channel);
-    if (replaying) for (const m of replaying) m.held?.get(channel)?.push(["message", data, offset]);
-    return (this.io.of("/").adapter.rooms.get(channelRoom(channel))?.size ?? 0) + (replaying?.size ?? 0);
+    if (replaying) {
+      const data = JSON.parse(dataJson);
+      for (const m of replaying) m.held?.get(channel)?.push(["message", data, offset]);
+    }
+    return n + (replaying?.size ?? 0);
   }
 
   /** Tells this worker's Socket.IO subscribers of `channel` that messages may be missing (event "gap"). */
   lost(channel: string, offset: number, epoch: string): void {
     if (!this.#d.registry.hasSio(channel)) return;
+    // Messages queued for the next write pass go out first: the notice follows what came before it.
+    this.#d.flusher.flushAll();
     const gap = lostGap(offset);
     const info = { offset, epoch, reason: gap.reason, message: gap.message };
     this.io.local.to(channelRoom(channel)).emit("gap", channel, info);

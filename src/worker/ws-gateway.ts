@@ -25,7 +25,6 @@ import {
 import { type Claims, tokenOf, unexpired } from "./auth.js";
 import type { ClientMember } from "./client-member.js";
 import { type ClientPublish, createClientPublish } from "./client-publish.js";
-import { FrameFlusher } from "./frame-flusher.js";
 import type { GatewayDeps } from "./gateway-deps.js";
 import { RawConnection } from "./raw-connection.js";
 import { EXPIRED_MESSAGE, refreshedClaims, startExpirySweep } from "./token-refresh.js";
@@ -51,7 +50,6 @@ export type WsGatewayDeps = GatewayDeps & { accepting(): boolean };
 export class WsGateway {
   readonly #d: WsGatewayDeps;
   readonly #wss: WebSocketServer;
-  readonly #flusher = new FrameFlusher();
   readonly connections = new Set<RawConnection>();
   readonly #publish: ClientPublish;
   readonly #heartbeat: NodeJS.Timeout;
@@ -113,7 +111,7 @@ export class WsGateway {
       ws,
       socket,
       claims,
-      this.#flusher,
+      this.#d.flusher,
       this.#onSlow,
       this.#d.config.clientRate,
     );
@@ -298,7 +296,6 @@ export class WsGateway {
   close(): void {
     clearInterval(this.#heartbeat);
     if (this.#expiry) clearInterval(this.#expiry);
-    this.#flusher.close();
     for (const conn of this.connections) conn.ws.terminate();
   }
 }
