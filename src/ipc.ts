@@ -41,6 +41,8 @@ export type WorkerStats = {
   rawConnections: number;
   sioConnections: number;
   delivered: number;
+  /** Socket writes of queued frames (deliveries ÷ writes: how many frames load gathered per syscall). */
+  socketWrites: number;
   slowConsumers: number;
   errors: Record<string, number>;
   rssBytes: number;

@@ -80,7 +80,7 @@ const DEFAULTS: BenchConfig = {
   stopAfterFail: 1,
   workers: availableParallelism(),
   scaleConnections: 100_000,
-  scaleWorkers: 8,
+  scaleWorkers: 6,
   concurrency: 500,
   clientProcesses: 2,
   publishConnections: 16,
@@ -126,7 +126,7 @@ export const USAGE = `Usage: bench [flags]
   --rates LIST / --rates-d LIST   publish rates (msgs/s) stepped in C / D
   --workers N                 workers for Switchboard and the recipe                default cores
   --scale-connections N       connections for F                                     default 100000
-  --scale-workers N           Switchboard workers for F                             default 8
+  --scale-workers N           Switchboard workers for F                             default 6
   --concurrency N             handshakes in flight                                  default 500
   --client-processes N        minimum load-client processes                         default 2
   --batch-c                   C publishes batches per 10 ms tick, not one message per request

@@ -36,6 +36,26 @@ function readRssBytes(pid: number): number {
   }
 }
 
+/** A process's proportional set size: its private pages plus its share of pages other processes map too. */
+function readPssBytes(pid: number): number {
+  try {
+    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "latin1"));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Sum of PSS (bytes) over the tree: what the tree costs the machine. A sum of RSS counts the pages every process
+ * shares (Node's own code, ~40 MiB) once per process.
+ */
+export function treePssBytes(rootPid: number): number {
+  let sum = 0;
+  for (const pid of treePids(rootPid)) sum += readPssBytes(pid);
+  return sum;
+}
+
 /** Sum of RSS (bytes) over the tree rooted at `rootPid`. */
 export function treeRssBytes(rootPid: number): number {
   let sum = 0;

@@ -19,7 +19,12 @@ export type AdminDeps = {
   register?(registry: Registry): void;
 };
 
-type Totals = { delivered: number; slowConsumers: number; errors: Record<string, number> };
+type Totals = {
+  delivered: number;
+  socketWrites: number;
+  slowConsumers: number;
+  errors: Record<string, number>;
+};
 
 /**
  * The admin port (loopback by default): Prometheus /metrics for the whole host (workers' counters summed in
@@ -29,7 +34,7 @@ export class AdminServer {
   readonly server: Server;
   readonly #d: AdminDeps;
   /** Counters of workers that exited, so totals never go backwards. */
-  readonly #retired: Totals = { delivered: 0, slowConsumers: 0, errors: {} };
+  readonly #retired: Totals = { delivered: 0, socketWrites: 0, slowConsumers: 0, errors: {} };
 
   constructor(d: AdminDeps) {
     this.#d = d;
@@ -81,6 +86,12 @@ export class AdminServer {
       "switchboard_deliveries_total",
       "Messages written to clients",
       () => totals().delivered,
+    );
+    collectedCounter(
+      registry,
+      "switchboard_socket_writes_total",
+      "Socket writes of queued frames (deliveries, replies): deliveries per write shows how much the write passes coalesce",
+      () => totals().socketWrites,
     );
     collectedCounter(
       registry,
@@ -234,6 +245,7 @@ export class AdminServer {
   totals(): Totals {
     const t: Totals = {
       delivered: this.#retired.delivered,
+      socketWrites: this.#retired.socketWrites,
       slowConsumers: this.#retired.slowConsumers,
       errors: { ...this.#retired.errors },
     };
@@ -244,6 +256,7 @@ export class AdminServer {
 
 function addTotals(t: Totals, s: WorkerStats): void {
   t.delivered += s.delivered;
+  t.socketWrites += s.socketWrites;
   t.slowConsumers += s.slowConsumers;
   for (const [code, n] of Object.entries(s.errors)) t.errors[code] = (t.errors[code] ?? 0) + n;
 }

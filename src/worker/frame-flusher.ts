@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 
 /**
- * After a write pass, the next one waits this many times as long as the pass took. A worker that writes to
+ * After a write pass, a loaded worker's next one waits this many times as long as the pass took. A worker that writes to
  * thousands of sockets spends its time in one write() syscall per socket per pass; spacing the passes by their
  * own cost bounds the share of time spent writing (here about half) and lets each socket's frames gather in
  * between, so that the busier the worker, the more frames go out per syscall.
@@ -9,6 +9,13 @@ import { performance } from "node:perf_hooks";
 const PASS_SPACING = 0.5;
 /** The longest a pass may be held back, whatever the last one cost: the latency coalescing may add. */
 const MAX_WAIT_MS = 100;
+/**
+ * Passes are spaced only while the event loop is loaded (share of busy time, sampled every 100 ms, with
+ * hysteresis): below it the next pass runs at once, so ordinary load gets no added latency at all.
+ */
+const LOADED_ABOVE = 0.6;
+const IDLE_BELOW = 0.4;
+const SAMPLE_MS = 100;
 
 export interface Flushable {
   /** Writes what is queued; returns the number of frames written. */
@@ -17,18 +24,30 @@ export interface Flushable {
 
 /**
  * Writes the queued frames of every connection that got one, one write per connection. The write window grows
- * with load by itself (Centrifugo's write delay, adaptive): an idle worker, whose passes are short and far apart,
- * writes as soon as the current batch from the primary is processed (setImmediate); a loaded one, whose passes
- * are long, waits after each pass as long as it took (at most MAX_WAIT_MS), so that every connection's next
- * frames go out together.
+ * with load by itself (Centrifugo's write delay, adaptive): a worker under ordinary load writes as soon as the
+ * current batch from the primary is processed (setImmediate); a loaded one waits after each pass half as long as
+ * it took (at most MAX_WAIT_MS), so that every connection's next frames go out together, more of them the longer
+ * the passes get.
  */
 export class FrameFlusher {
   readonly #dirty = new Set<Flushable>();
   #scheduled = false;
-  /** Not before this (performance.now()) does the next pass run. */
+  /** Not before this (performance.now()) does the next pass run, while loaded. */
   #nextPassAt = 0;
   #timer: NodeJS.Timeout | null = null;
-  /** Frames and writes so far (metrics: frames per write shows how much coalescing load brought). */
+  #loaded = false;
+  #elu = performance.eventLoopUtilization();
+  readonly #sampler = setInterval(() => this.#sample(), SAMPLE_MS);
+
+  constructor() {
+    this.#sampler.unref();
+  }
+
+  /** True while passes are spaced (the event loop is loaded). */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+  /** Frames and socket writes so far (frames per write: how much the passes coalesced). */
   frames = 0;
   writes = 0;
 
@@ -36,7 +55,7 @@ export class FrameFlusher {
     this.#dirty.add(conn);
     if (this.#scheduled) return;
     this.#scheduled = true;
-    const wait = this.#nextPassAt - performance.now();
+    const wait = this.#loaded ? this.#nextPassAt - performance.now() : 0;
     if (wait >= 1) this.#timer = setTimeout(() => this.flushAll(), wait);
     else setImmediate(() => this.flushAll());
   }
@@ -48,8 +67,12 @@ export class FrameFlusher {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const started = performance.now();
-    for (const conn of this.#dirty) this.frames += conn.flush();
-    this.writes += this.#dirty.size;
+    for (const conn of this.#dirty) {
+      const frames = conn.flush();
+      if (frames === 0) continue;
+      this.frames += frames;
+      this.writes += 1;
+    }
     this.#dirty.clear();
     const ended = performance.now();
     this.#nextPassAt = ended + Math.min(MAX_WAIT_MS, (ended - started) * PASS_SPACING);
@@ -57,5 +80,14 @@ export class FrameFlusher {
 
   close(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    clearInterval(this.#sampler);
+  }
+
+  #sample(): void {
+    const now = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(now, this.#elu);
+    this.#elu = now;
+    if (utilization > LOADED_ABOVE) this.#loaded = true;
+    else if (utilization < IDLE_BELOW) this.#loaded = false;
   }
 }

@@ -86,6 +86,7 @@ export function runWorker(config: Config, workerId: number): void {
       rawConnections: ws.connections.size,
       sioConnections: sio.connectionCount,
       delivered: counters.delivered,
+      socketWrites: flusher.writes,
       slowConsumers: counters.slowConsumers,
       errors: { ...counters.errors },
       rssBytes: process.memoryUsage.rss(),

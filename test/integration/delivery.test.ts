@@ -178,3 +178,42 @@ describe("delivery across workers", () => {
     );
   });
 });
+
+describe("write passes", () => {
+  it("writes a batch's messages to each socket in one write, for both protocols", async (t) => {
+    const server = await startServer(["--workers", "1"]);
+    const clients: (RawClient | SioClient)[] = [];
+    t.after(async () => {
+      for (const c of clients) c.close();
+      await server.stop();
+    });
+    for (let i = 0; i < 5; i++) clients.push(await RawClient.open(server.wsUrl));
+    for (let i = 0; i < 5; i++) clients.push(await SioClient.open(server.url, ["websocket"]));
+    for (const c of clients) await c.subscribe("burst");
+    type Stats = { delivered: number; socketWrites: number; at: number };
+    const report = async (check: (s: Stats) => boolean) =>
+      until(async () => {
+        const w = (await server.status()).workers[0]?.stats as Stats | null;
+        return w && check(w) ? w : null;
+      }, 10_000);
+    const subscribedAt = Date.now();
+    const before = await report((w) => w.at > subscribedAt);
+    const messages = Array.from({ length: 50 }, (_, i) => ({ channel: "burst", data: { i } }));
+    const res = await fetch(`${server.url}/api/publish`, {
+      method: "POST",
+      body: JSON.stringify({ messages }),
+    });
+    assert.equal(res.status, 200);
+    for (const c of clients) {
+      const got = await c.waitForMessages("burst", 50);
+      assert.deepEqual(
+        got.map((m) => (m.data as { i: number }).i),
+        [...Array(50).keys()],
+      );
+    }
+    // The batch reaches the worker in one IPC message, so each socket gets its 50 frames in one write.
+    const after = await report((w) => w.delivered >= 500);
+    assert.equal(after.delivered, 500);
+    assert.equal(after.socketWrites - before.socketWrites, 10);
+  });
+});

@@ -58,6 +58,7 @@ const SCENARIO_FIGURES: Record<ScenarioId, FigureDef[]> = {
     { key: "deliveredPct", label: "received the broadcast", unit: "%", better: "higher" },
     { key: "lastDeliveryMs", label: "broadcast reached the last one after", unit: "ms", better: "lower" },
     { key: "rssMiB", label: "server tree RSS", unit: "MiB", better: "lower" },
+    { key: "pssMiB", label: "server tree PSS (shared pages counted once)", unit: "MiB", better: "lower" },
     { key: "rssPerConnKiB", label: "RSS per connection", unit: "KiB", better: "lower" },
     HEALTH,
   ],

@@ -1,8 +1,8 @@
 /**
  * Scenario A: resident memory of the server's whole process tree per idle connection that holds subscriptions,
  * the way an app's connections do. Each connection subscribes to a channel of its own (like `user:<id>`), RSS is
- * read at its peak during the connection storm and settled after a pause long enough for the servers' GC to return
- * the handshakes' garbage; then each subscribes to 9 more (channels of 10 subscribers, like rooms) and both are read
+ * read at its peak (from the connection storm until the tree settled) and settled, after a pause long enough for
+ * the servers' GC to return the handshakes' garbage; then each subscribes to 9 more (channels of 10 subscribers, like rooms) and both are read
  * again. Every figure is the difference from the fresh server, divided by the connections.
  */
 
@@ -26,15 +26,18 @@ export function runMemory(ctx: RunContext, protocol: Protocol): Promise<Scenario
     const perConn = (bytes: number, opened: number) =>
       opened > 0 ? (bytes - before) / 1024 / opened : Number.NaN;
 
-    /** Runs `storm`, then idles; returns the tree's peak RSS during the storm and its RSS after the idle. */
+    /**
+     * Runs `storm`, then idles; returns the tree's highest RSS from the storm's start to the end of the idle (what
+     * sizes a box: some servers keep growing for a while after the storm) and its RSS after the idle.
+     */
     const measure = async (storm: () => Promise<void>, what: string) => {
       const peak = new RssPeak(s.server.pid);
       await storm();
-      const peakBytes = peak.stop();
       ctx.progress.status(`${ctx.tag}: ${what}, idle for ${config.idleSettleMs / 1000} s`);
       await sleep(config.idleSettleMs);
       assertAlive(s.server);
-      return { peakBytes, settledBytes: treeRssBytes(s.server.pid) };
+      const settledBytes = treeRssBytes(s.server.pid);
+      return { peakBytes: Math.max(peak.stop(), settledBytes), settledBytes };
     };
 
     let opened = 0;

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { fmt } from "../format.js";
 import { epochMs, Histogram } from "../histogram.js";
+import { treePssBytes } from "../proc-tree.js";
 import { RatePublisher } from "../rate-publisher.js";
 import type { ScenarioOutcome } from "./outcome.js";
 import { connectWithProgress, kibPerConn, type RunContext, rssDelta, withSession } from "./session.js";
@@ -29,6 +30,7 @@ export function runScale(ctx: RunContext): Promise<ScenarioOutcome> {
     });
     const { conn, sub } = rss.result;
     const after = rss.afterBytes;
+    const pss = treePssBytes(s.server.pid);
     ctx.progress.log(
       `${ctx.tag}: ${fmt(sub.acked)} subscribed; tree RSS ${fmt(after / 2 ** 20)} MiB; broadcasting`,
     );
@@ -63,13 +65,15 @@ export function runScale(ctx: RunContext): Promise<ScenarioOutcome> {
       p99Ms: latency.percentile(0.99),
       lastDeliveryMs: lastAt - startedAt,
       rssMiB: after / 2 ** 20,
+      pssMiB: pss / 2 ** 20,
       rssPerConnKiB: kibPerConn(rss, conn.opened),
       droppedByServer: status.droppedByServer,
       clientRssMiB: status.rssBytes / 2 ** 20,
     };
     ctx.progress.log(
       `${ctx.tag}: ${fmt(figures.received)}/${fmt(conn.opened)} received the broadcast, p50 ${fmt(figures.p50Ms)} / ` +
-        `p99 ${fmt(figures.p99Ms)} ms, last after ${fmt(figures.lastDeliveryMs)} ms; RSS ${fmt(figures.rssMiB)} MiB`,
+        `p99 ${fmt(figures.p99Ms)} ms, last after ${fmt(figures.lastDeliveryMs)} ms; RSS ${fmt(figures.rssMiB)} MiB, ` +
+        `PSS ${fmt(figures.pssMiB)} MiB`,
     );
     return { figures };
   });
