@@ -1,48 +1,83 @@
 /**
  * GET /health on a fresh connection every 200 ms while a scenario runs, the way HAProxy checks a server: a server
- * whose health check slows under load gets taken out of rotation by its balancer. Latency includes the bench
- * process's own event loop (it also drives the publisher), so it is an upper bound.
+ * whose health check slows under load gets taken out of rotation by its balancer. The probe runs in a process of
+ * its own, so the bench's publisher (busy in the main process) does not delay it.
  */
-import { get } from "node:http";
+import { type ChildProcess, spawn } from "node:child_process";
 import { Histogram } from "./histogram.js";
 
 const INTERVAL_MS = 200;
 const TIMEOUT_MS = 5000;
 
+/** The probe process: plain JavaScript (no loader needed); prints latencies and failures when stdin closes. */
+const PROBE = `
+const http = require("node:http");
+const [port, interval, timeout] = process.argv.slice(1).map(Number);
+const latencies = [];
+let failures = 0;
+const timer = setInterval(() => {
+  const started = performance.now();
+  const req = http.get({ host: "127.0.0.1", port, path: "/health", agent: false, timeout }, (res) => {
+    res.resume();
+    res.on("end", () => {
+      if (res.statusCode === 200) latencies.push(performance.now() - started);
+      else failures++;
+    });
+  });
+  req.on("timeout", () => req.destroy(new Error("timeout")));
+  req.on("error", () => failures++);
+}, interval);
+process.stdin.resume();
+process.stdin.on("end", () => {
+  clearInterval(timer);
+  process.stdout.write(JSON.stringify({ latencies, failures }) + "\\n", () => process.exit(0));
+});
+`;
+
+export type HealthFigures = {
+  healthP99Ms: number;
+  healthMaxMs: number;
+  healthChecks: number;
+  healthFailures: number;
+};
+
 export class HealthProbe {
-  readonly #latencies = new Histogram();
-  #failures = 0;
-  readonly #timer: NodeJS.Timeout;
+  readonly #child: ChildProcess;
+  readonly #exited: Promise<string>;
 
   constructor(port: number) {
-    this.#timer = setInterval(() => this.#check(port), INTERVAL_MS);
-  }
-
-  #check(port: number): void {
-    const started = performance.now();
-    const req = get(
-      { host: "127.0.0.1", port, path: "/health", agent: false, timeout: TIMEOUT_MS },
-      (res) => {
-        res.resume();
-        res.on("end", () => {
-          if (res.statusCode === 200) this.#latencies.record(performance.now() - started);
-          else this.#failures++;
-        });
+    this.#child = spawn(
+      process.execPath,
+      ["-e", PROBE, String(port), String(INTERVAL_MS), String(TIMEOUT_MS)],
+      {
+        stdio: ["pipe", "pipe", "ignore"],
       },
     );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", () => this.#failures++);
+    let out = "";
+    this.#child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    this.#exited = new Promise((resolve) => this.#child.once("exit", () => resolve(out)));
   }
 
   /** Stops probing; p99 and max of the answered checks (ms), and how many failed or timed out. */
-  stop(): { healthP99Ms: number; healthMaxMs: number; healthChecks: number; healthFailures: number } {
-    clearInterval(this.#timer);
-    const h = this.#latencies;
+  async stop(): Promise<HealthFigures> {
+    this.#child.stdin?.end();
+    const out = await this.#exited;
+    const h = new Histogram();
+    let failures = 0;
+    try {
+      const parsed = JSON.parse(out) as { latencies: number[]; failures: number };
+      for (const ms of parsed.latencies) h.record(ms);
+      failures = parsed.failures;
+    } catch {
+      // the probe died: no figures rather than wrong ones
+    }
     return {
       healthP99Ms: h.percentile(0.99),
       healthMaxMs: h.count > 0 ? h.max : Number.NaN,
       healthChecks: h.count,
-      healthFailures: this.#failures,
+      healthFailures: failures,
     };
   }
 }

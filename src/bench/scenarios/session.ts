@@ -60,9 +60,9 @@ export async function withSession(
     // Every scenario also reports how its load slowed the health check a balancer would make meanwhile.
     health = new HealthProbe(server.port);
     const outcome = await fn({ server, fleet });
-    return { ...outcome, figures: { ...outcome.figures, ...health.stop() } };
+    return { ...outcome, figures: { ...outcome.figures, ...(await health.stop()) } };
   } finally {
-    health?.stop();
+    await health?.stop();
     await fleet.close();
     await stopServer(ctx, server);
   }
