@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 
 /**
- * After a write pass, a loaded worker's next one waits this many times as long as the pass took. A worker that writes to
+ * After a write pass, a loaded worker waits up to this many times as long as it took. A worker that writes to
  * thousands of sockets spends its time in one write() syscall per socket per pass; spacing the passes by their
  * own cost bounds the share of time spent writing (here about half) and lets each socket's frames gather in
  * between, so that the busier the worker, the more frames go out per syscall.
@@ -10,11 +10,12 @@ const PASS_SPACING = 0.5;
 /** The longest a pass may be held back, whatever the last one cost: the latency coalescing may add. */
 const MAX_WAIT_MS = 100;
 /**
- * Passes are spaced only while the event loop is loaded (share of busy time, sampled every 100 ms, with
- * hysteresis): below it the next pass runs at once, so ordinary load gets no added latency at all.
+ * How much of that spacing applies follows the event loop's load (share of busy time, sampled every 100 ms and
+ * smoothed): none up to LOAD_FROM, all of it from LOAD_FULL, in proportion between. Ordinary load gets no added
+ * latency; a rising load gets a window that widens with it, with no threshold to flap around.
  */
-const LOADED_ABOVE = 0.6;
-const IDLE_BELOW = 0.4;
+const LOAD_FROM = 0.3;
+const LOAD_FULL = 0.7;
 const SAMPLE_MS = 100;
 
 export interface Flushable {
@@ -32,10 +33,11 @@ export interface Flushable {
 export class FrameFlusher {
   readonly #dirty = new Set<Flushable>();
   #scheduled = false;
-  /** Not before this (performance.now()) does the next pass run, while loaded. */
+  /** Not before this (performance.now()) does the next pass run. */
   #nextPassAt = 0;
   #timer: NodeJS.Timeout | null = null;
-  #loaded = false;
+  /** Smoothed share of busy time (0..1). */
+  #load = 0;
   #elu = performance.eventLoopUtilization();
   readonly #sampler = setInterval(() => this.#sample(), SAMPLE_MS);
 
@@ -43,9 +45,10 @@ export class FrameFlusher {
     this.#sampler.unref();
   }
 
-  /** True while passes are spaced (the event loop is loaded). */
-  get loaded(): boolean {
-    return this.#loaded;
+  /** The share of each pass's cost that the next one waits (0: it runs at once). */
+  get spacing(): number {
+    const share = Math.min(1, Math.max(0, (this.#load - LOAD_FROM) / (LOAD_FULL - LOAD_FROM)));
+    return share * PASS_SPACING;
   }
   /** Frames and socket writes so far (frames per write: how much the passes coalesced). */
   frames = 0;
@@ -55,7 +58,7 @@ export class FrameFlusher {
     this.#dirty.add(conn);
     if (this.#scheduled) return;
     this.#scheduled = true;
-    const wait = this.#loaded ? this.#nextPassAt - performance.now() : 0;
+    const wait = this.#nextPassAt - performance.now();
     if (wait >= 1) this.#timer = setTimeout(() => this.flushAll(), wait);
     else setImmediate(() => this.flushAll());
   }
@@ -75,7 +78,7 @@ export class FrameFlusher {
     }
     this.#dirty.clear();
     const ended = performance.now();
-    this.#nextPassAt = ended + Math.min(MAX_WAIT_MS, (ended - started) * PASS_SPACING);
+    this.#nextPassAt = ended + Math.min(MAX_WAIT_MS, (ended - started) * this.spacing);
   }
 
   close(): void {
@@ -87,7 +90,7 @@ export class FrameFlusher {
     const now = performance.eventLoopUtilization();
     const { utilization } = performance.eventLoopUtilization(now, this.#elu);
     this.#elu = now;
-    if (utilization > LOADED_ABOVE) this.#loaded = true;
-    else if (utilization < IDLE_BELOW) this.#loaded = false;
+    // Half of the last sample, half of what came before: a spike moves it, a single quiet sample does not undo it.
+    this.#load = (this.#load + utilization) / 2;
   }
 }

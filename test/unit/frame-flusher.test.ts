@@ -51,7 +51,7 @@ describe("FrameFlusher", () => {
     t.after(() => flusher.close());
     burnCpu(250);
     await sleep(0); // the overdue sampler runs first and sees a loop that was busy
-    assert.equal(flusher.loaded, true);
+    assert.ok(flusher.spacing > 0, "a loaded loop spaces its passes");
     const slow = new Recorder();
     slow.onFlush = () => burnCpu(60); // thousands of sockets' writes
     flusher.mark(slow);
@@ -65,7 +65,7 @@ describe("FrameFlusher", () => {
     await waitUntil(() => a.flushes.length > 0, 5000, "written");
     assert.equal(a.flushes.length, 1, "both frames went out in one pass");
     // The 100 ms sampler sees the idle loop at its next sample; a loaded test machine may take longer.
-    await waitUntil(() => !flusher.loaded, 5000, "unloaded again");
+    await waitUntil(() => flusher.spacing === 0, 5000, "unloaded again");
     slow.onFlush = () => burnCpu(20); // long enough to be held back after, short enough not to load the loop
     flusher.mark(slow);
     await new Promise((resolve) => setImmediate(resolve));
