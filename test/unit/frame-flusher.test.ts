@@ -46,12 +46,9 @@ describe("FrameFlusher", () => {
     assert.deepEqual([flusher.frames, flusher.writes], [2, 2]);
   });
 
-  it("while loaded, lets frames gather after a long pass, then writes them in one; unloaded, writes at once", async (t) => {
+  it("after a long pass lets frames gather before the next one, then writes them in one", async (t) => {
     const flusher = new FrameFlusher();
     t.after(() => flusher.close());
-    burnCpu(250);
-    await sleep(0); // the overdue sampler runs first and sees a loop that was busy
-    assert.ok(flusher.spacing > 0, "a loaded loop spaces its passes");
     const slow = new Recorder();
     slow.onFlush = () => burnCpu(60); // thousands of sockets' writes
     flusher.mark(slow);
@@ -64,13 +61,9 @@ describe("FrameFlusher", () => {
     flusher.mark(a);
     await waitUntil(() => a.flushes.length > 0, 5000, "written");
     assert.equal(a.flushes.length, 1, "both frames went out in one pass");
-    // The 100 ms sampler sees the idle loop at its next sample; a loaded test machine may take longer.
-    await waitUntil(() => flusher.spacing === 0, 5000, "unloaded again");
-    slow.onFlush = () => burnCpu(20); // long enough to be held back after, short enough not to load the loop
-    flusher.mark(slow);
-    await new Promise((resolve) => setImmediate(resolve));
+    // That pass was short: the next is not held back.
     flusher.mark(a);
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(a.flushes.length, 2, "no wait after a long pass while unloaded");
+    assert.equal(a.flushes.length, 2);
   });
 });
