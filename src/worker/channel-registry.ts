@@ -110,9 +110,10 @@ export class ChannelRegistry<M extends Member> {
     return this.#channels.get(channel)?.raw;
   }
 
-  hasSio(channel: string): boolean {
-    return (this.#channels.get(channel)?.sio.size ?? 0) > 0;
+  sioMembers(channel: string): ReadonlySet<M> | undefined {
+    return this.#channels.get(channel)?.sio;
   }
+
 
   get size(): number {
     return this.#channels.size;

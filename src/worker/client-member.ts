@@ -2,6 +2,11 @@ import type { Claims } from "./auth.js";
 import type { Member } from "./channel-registry.js";
 import { TokenBucket } from "./token-bucket.js";
 
+/** How long a reader may stay more than --max-buffered behind before it counts as a slow consumer. */
+export const SLOW_GRACE_MS = 1000;
+/** Unsent (and about to be queued) bytes beyond this many times --max-buffered close the connection at once. */
+export const HARD_LIMIT_FACTOR = 4;
+
 /**
  * What every client connection holds, whatever its protocol: the token's claims, its rate budget and its
  * channels. Kept small: idle connections are most of a server's memory, so the channel set is made on first use.
@@ -13,6 +18,8 @@ export abstract class ClientMember implements Member {
   claims: Claims | null;
   readonly budget: TokenBucket;
   #channels: Set<string> | null = null;
+  /** Since when its socket has held more than --max-buffered unsent (0: it has not). */
+  #behindSince = 0;
 
   constructor(claims: Claims | null, rate: number) {
     this.claims = claims;
@@ -22,5 +29,21 @@ export abstract class ClientMember implements Member {
   get channels(): Set<string> {
     this.#channels ??= new Set();
     return this.#channels;
+  }
+
+  /**
+   * The slow-consumer rule of both protocols. Slow is only what the socket could not take: more than
+   * --max-buffered unsent for longer than a grace (a burst a fast reader is still reading is not slow), or unsent
+   * and `pending` bytes together above a hard multiple of it (memory stays bounded whatever the grace).
+   */
+  isSlowConsumer(unsent: number, pending: number, maxBufferedBytes: number): boolean {
+    if (unsent + pending > HARD_LIMIT_FACTOR * maxBufferedBytes) return true;
+    if (unsent <= maxBufferedBytes) {
+      this.#behindSince = 0;
+      return false;
+    }
+    const now = Date.now();
+    if (this.#behindSince === 0) this.#behindSince = now;
+    return now - this.#behindSince > SLOW_GRACE_MS;
   }
 }

@@ -38,15 +38,12 @@ export class FrameFlusher {
     if (this.#scheduled) return;
     this.#scheduled = true;
     const wait = this.#nextPassAt - performance.now();
-    if (wait >= 1) this.#timer = setTimeout(() => this.flushAll(), wait);
-    else setImmediate(() => this.flushAll());
+    if (wait >= 1) this.#timer = setTimeout(() => this.#pass(), wait);
+    else setImmediate(() => this.#pass());
   }
 
-  flushAll(): void {
-    if (!this.#scheduled) return;
+  #pass(): void {
     this.#scheduled = false;
-    // Called early (a notice that must follow what is queued): the pass it replaces is not run again.
-    if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const started = performance.now();
     for (const conn of this.#dirty) {

@@ -4,11 +4,6 @@ import type { Claims } from "./auth.js";
 import { ClientMember } from "./client-member.js";
 import type { FrameFlusher } from "./frame-flusher.js";
 
-/** How long a reader may stay more than --max-buffered behind before it counts as a slow consumer. */
-export const SLOW_GRACE_MS = 1000;
-/** Queued plus unsent bytes beyond this many times --max-buffered close the connection at once. */
-export const HARD_LIMIT_FACTOR = 4;
-
 /** One raw /ws client: its outgoing frame queue and heartbeat flag, besides what every client holds. */
 export class RawConnection extends ClientMember {
   readonly ws: WebSocket;
@@ -18,8 +13,6 @@ export class RawConnection extends ClientMember {
   #socket: Socket;
   #queue: Buffer[] | null = null;
   #queuedBytes = 0;
-  /** Since when the socket has held more than --max-buffered unsent (0: it has not). */
-  #behindSince = 0;
   /** Channels whose history is being written: their live frames wait here, in order, until it is. */
   #held: Map<string, { frames: Buffer[]; bytes: number }> | null = null;
   readonly #flusher: FrameFlusher;
@@ -44,20 +37,11 @@ export class RawConnection extends ClientMember {
     return "raw";
   }
 
-  /**
-   * Queues one encoded frame; the same Buffer may be queued on thousands of connections. Slow is only what the
-   * socket could not take: bytes still unsent from earlier writes above --max-buffered for longer than a grace
-   * (a burst a fast reader is still reading is not slow), or queued and unsent together above a hard multiple of
-   * it (memory stays bounded whatever the grace).
-   */
+  /** Queues one encoded frame (the same Buffer may be queued on thousands of connections), unless it is slow. */
   send(frame: Buffer, maxBufferedBytes: number): void {
     if (this.closed) return;
-    const unsent = this.#socket.writableLength;
-    if (unsent + this.#queuedBytes + frame.length > HARD_LIMIT_FACTOR * maxBufferedBytes)
+    if (this.isSlowConsumer(this.#socket.writableLength, this.#queuedBytes + frame.length, maxBufferedBytes))
       return this.#onSlow(this);
-    if (unsent <= maxBufferedBytes) this.#behindSince = 0;
-    else if (this.#behindSince === 0) this.#behindSince = Date.now();
-    else if (Date.now() - this.#behindSince > SLOW_GRACE_MS) return this.#onSlow(this);
     if (this.#queue === null) {
       this.#queue = [frame];
       this.#flusher.mark(this);

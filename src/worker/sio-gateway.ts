@@ -8,8 +8,7 @@ import { lostGap, publishedFields } from "../protocol/server-frames.js";
 import { type Claims, tokenOf, unexpired } from "./auth.js";
 import { type ClientPublish, createClientPublish } from "./client-publish.js";
 import type { GatewayDeps } from "./gateway-deps.js";
-import { HARD_LIMIT_FACTOR, SLOW_GRACE_MS } from "./raw-connection.js";
-import { SioMember, sioMessage } from "./sio-member.js";
+import { SioMember, sioEvent } from "./sio-member.js";
 import { EXPIRED_MESSAGE, refreshedClaims, startExpirySweep } from "./token-refresh.js";
 
 /** Engine.IO's socket as we trim it: the request dropped once its token is read. */
@@ -41,8 +40,6 @@ export class SioGateway {
   readonly #publish: ClientPublish;
   readonly #sweep: NodeJS.Timeout;
   readonly #expiry: NodeJS.Timeout | null;
-  /** Members replaying a channel's history, by channel: not in its room yet (see #replay). */
-  readonly #replaying = new Map<string, Set<SioMember>>();
   readonly #onEvent: (this: MemberSocket, event: string, ...args: unknown[]) => void;
   readonly #onDisconnect: (this: MemberSocket) => void;
 
@@ -224,12 +221,6 @@ export class SioGateway {
   async #replay(member: SioMember, channel: string, history: readonly HistoryEntry[]): Promise<void> {
     member.held ??= new Map();
     member.held.set(channel, []);
-    let replaying = this.#replaying.get(channel);
-    if (!replaying) {
-      replaying = new Set();
-      this.#replaying.set(channel, replaying);
-    }
-    replaying.add(member);
     const chunkBytes = Math.max(16 * 1024, Math.floor(this.#d.config.maxBufferedBytes / 4));
     let i = 0;
     while (i < history.length && !member.closed && member.held?.has(channel)) {
@@ -244,57 +235,37 @@ export class SioGateway {
     const held = member.held?.get(channel);
     this.#stopReplay(member, channel);
     if (!held || member.closed || !member.channels.has(channel)) return;
-    for (const e of held) {
-      if (e[0] === "message") member.socket.emit("message", channel, e[1], { offset: e[2] });
-      else member.socket.emit("gap", channel, e[1]);
-    }
+    for (const event of held) member.send(event);
     member.socket.join(channelRoom(channel));
   }
 
   #stopReplay(member: SioMember, channel: string): void {
     member.held?.delete(channel);
     if (member.held?.size === 0) member.held = null;
-    const replaying = this.#replaying.get(channel);
-    if (replaying?.delete(member) && replaying.size === 0) this.#replaying.delete(channel);
   }
 
   /**
-   * Delivers one message to this worker's Socket.IO subscribers: encoded once, queued on each member of the
-   * channel's room for the worker's next write pass (SioMember.flush), the way raw connections get theirs.
+   * Delivers one message to this worker's Socket.IO subscribers: encoded once, queued on each for the worker's next
+   * write pass (SioMember.flush), the way raw connections get theirs; behind its history for one still replaying.
    */
   deliver(channel: string, offset: number, dataJson: string): number {
-    if (!this.#d.registry.hasSio(channel)) return 0;
-    const nsp = this.io.of("/");
-    const room = nsp.adapter.rooms.get(channelRoom(channel));
-    let n = 0;
-    if (room && room.size > 0) {
-      const message = sioMessage(JSON.stringify(channel), dataJson, offset);
-      for (const id of room) {
-        const member = (nsp.sockets.get(id) as MemberSocket | undefined)?.[MEMBER];
-        if (member) {
-          member.send(message);
-          n++;
-        }
-      }
-    }
-    const replaying = this.#replaying.get(channel);
-    if (replaying) {
-      const data = JSON.parse(dataJson);
-      for (const m of replaying) m.held?.get(channel)?.push(["message", data, offset]);
-    }
-    return n + (replaying?.size ?? 0);
+    return this.#toMembers(channel, `"message",${JSON.stringify(channel)},${dataJson},{"offset":${offset}}`);
   }
 
   /** Tells this worker's Socket.IO subscribers of `channel` that messages may be missing (event "gap"). */
   lost(channel: string, offset: number, epoch: string): void {
-    if (!this.#d.registry.hasSio(channel)) return;
-    // Messages queued for the next write pass go out first: the notice follows what came before it.
-    this.#d.flusher.flushAll();
     const gap = lostGap(offset);
     const info = { offset, epoch, reason: gap.reason, message: gap.message };
-    this.io.local.to(channelRoom(channel)).emit("gap", channel, info);
-    const replaying = this.#replaying.get(channel);
-    if (replaying) for (const m of replaying) m.held?.get(channel)?.push(["gap", info]);
+    this.#toMembers(channel, `"gap",${JSON.stringify(channel)},${JSON.stringify(info)}`);
+  }
+
+  /** Queues one event (`argsJson`: its arguments' JSON) on every Socket.IO subscriber of `channel` here. */
+  #toMembers(channel: string, argsJson: string): number {
+    const members = this.#d.registry.sioMembers(channel);
+    if (!members || members.size === 0) return 0;
+    const event = sioEvent(argsJson);
+    for (const m of members) (m as SioMember).sendLive(channel, event);
+    return members.size;
   }
 
   #fail(ack: Ack, code: ErrorCode, message: string, extra?: Record<string, unknown>): void {
@@ -309,17 +280,11 @@ export class SioGateway {
    */
   #sweepSlowConsumers(): void {
     const max = this.#d.config.maxBufferedBytes;
-    const now = Date.now();
     for (const socket of this.io.of("/").sockets.values()) {
       const member = (socket as MemberSocket)[MEMBER];
       if (!member) continue;
       const bytes = bufferedBytes(socket);
-      if (bytes <= max) {
-        member.behindSince = 0;
-        continue;
-      }
-      if (member.behindSince === 0) member.behindSince = now;
-      if (bytes <= HARD_LIMIT_FACTOR * max && now - member.behindSince <= SLOW_GRACE_MS) continue;
+      if (!member.isSlowConsumer(bytes, 0, max)) continue;
       this.#d.counters.slowConsumers += 1;
       this.#d.log.warn({ sid: socket.id, bufferedBytes: bytes }, "slow consumer closed (Socket.IO)");
       socket.disconnect(true);

@@ -5,18 +5,16 @@ import type { Claims } from "./auth.js";
 import { ClientMember } from "./client-member.js";
 import type { FrameFlusher } from "./frame-flusher.js";
 
-/** A live event held for a socket while its resume's history is being sent. */
-export type Held = ["message", data: unknown, offset: number] | ["gap", info: Record<string, unknown>];
-
 /**
- * One channel message as Socket.IO would send it to every socket of the room, encoded once: the Engine.IO packet
- * text (for a socket Engine.IO must write itself) and the same packet as a whole WebSocket frame.
+ * One live event of a channel (a message, a gap notice) as Socket.IO would send it to every subscriber, encoded
+ * once: the Socket.IO packet text (for a socket Engine.IO must write itself) and the same packet as a whole
+ * WebSocket frame.
  */
 export type SioOutgoing = { text: string; frame: Buffer };
 
-/** `socket.emit("message", channel, data, {offset})` for the default namespace, encoded once for every socket. */
-export function sioMessage(channelJson: string, dataJson: string, offset: number): SioOutgoing {
-  const text = `2["message",${channelJson},${dataJson},{"offset":${offset}}]`;
+/** `socket.emit(...args)` on the default namespace, `argsJson` being the JSON of the arguments without brackets. */
+export function sioEvent(argsJson: string): SioOutgoing {
+  const text = `2[${argsJson}]`;
   return { text, frame: encodeTextFrame(`4${text}`) };
 }
 
@@ -34,9 +32,7 @@ type WsInternals = { readyState: number; _socket?: NetSocket; _sender?: { _queue
 export class SioMember extends ClientMember {
   readonly socket: Socket;
   /** Channels whose resume history is still being sent: live events wait here and follow it. */
-  held: Map<string, Held[]> | null = null;
-  /** Since when its backlog has been above --max-buffered (0: it has not). */
-  behindSince = 0;
+  held: Map<string, SioOutgoing[]> | null = null;
   #queue: SioOutgoing[] | null = null;
   readonly #flusher: FrameFlusher;
 
@@ -54,7 +50,14 @@ export class SioMember extends ClientMember {
     return this.socket.disconnected;
   }
 
-  /** Queues a channel message for the next write pass. */
+  /** Queues a live event of `channel`: behind that channel's history while it is still being sent. */
+  sendLive(channel: string, event: SioOutgoing): void {
+    const held = this.held?.get(channel);
+    if (held) held.push(event);
+    else this.send(event);
+  }
+
+  /** Queues an event for the next write pass. */
   send(message: SioOutgoing): void {
     if (this.#queue === null) {
       this.#queue = [message];
