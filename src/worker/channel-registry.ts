@@ -114,7 +114,6 @@ export class ChannelRegistry<M extends Member> {
     return this.#channels.get(channel)?.sio;
   }
 
-
   get size(): number {
     return this.#channels.size;
   }

@@ -1,4 +1,5 @@
 import http from "node:http";
+import WebSocket from "ws";
 
 export type Reply = { status: number; headers: http.IncomingHttpHeaders; body: string };
 
@@ -45,4 +46,24 @@ export function request(
 export async function getFresh(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await request(url, { headers: { connection: "close" } });
   return { status: res.status, body: JSON.parse(res.body) as Record<string, unknown> };
+}
+
+export type Upgrade = { status: number; retryAfter: string | undefined; body: string; ws: WebSocket | null };
+
+/** Opens a WebSocket: 101 with the socket (the caller closes it), or the refusal's status, Retry-After and body. */
+export function tryUpgrade(url: string, options?: WebSocket.ClientOptions): Promise<Upgrade> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, options);
+    ws.once("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => {
+        body += c;
+      });
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"], body, ws: null }),
+      );
+    });
+    ws.once("open", () => resolve({ status: 101, retryAfter: undefined, body: "", ws }));
+    ws.on("error", () => resolve({ status: 0, retryAfter: undefined, body: "", ws: null }));
+  });
 }

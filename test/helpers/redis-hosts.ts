@@ -88,14 +88,6 @@ export function useRedisHosts(
   };
 }
 
-/** One sample of a Prometheus metric on a host's admin port (first series whose line starts with `name`). */
-export async function metric(host: ServerProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${host.adminPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  if (!line) throw new Error(`metric ${name} not found`);
-  return Number(line.slice(line.lastIndexOf(" ") + 1));
-}
-
 /** The `redis` part of a host's /status. */
 export type RedisStatus = {
   state: string;

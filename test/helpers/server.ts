@@ -87,3 +87,21 @@ export async function publishOnce(server: ServerProcess, channel: string, n: num
     await sleep(50);
   }
 }
+
+/** The admin port's /metrics text. */
+export async function metricsText(server: ServerProcess): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+}
+
+/**
+ * One sample of a Prometheus metric: the first series of `name` whose labels include `labels`; 0 when the metric
+ * exists but has no such series yet (a labelled counter never counted), an error when it does not exist at all.
+ */
+export async function metric(server: ServerProcess, name: string, labels = ""): Promise<number> {
+  const text = await metricsText(server);
+  if (!text.includes(`# TYPE ${name} `)) throw new Error(`metric ${name} not found`);
+  const line = text
+    .split("\n")
+    .find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+  return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
+}

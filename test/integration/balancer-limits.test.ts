@@ -7,10 +7,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
-import WebSocket from "ws";
 import { RawClient } from "../helpers/clients.js";
-import { request } from "../helpers/http.js";
-import { type ServerProcess, startServer, until } from "../helpers/server.js";
+import { request, tryUpgrade } from "../helpers/http.js";
+import { metric, type ServerProcess, startServer, until } from "../helpers/server.js";
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 function cpuSeconds(pid: number): number {
@@ -63,30 +62,17 @@ function bodyOf(raw: string): { error?: { code: string } } & Record<string, unkn
   return JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)) as never;
 }
 
-type Upgrade = { status: number; retryAfter: string | undefined; body: string; ws: WebSocket | null };
-
-/** Opens /ws: 101 with the socket, or the refusal's status, Retry-After and body. */
-function tryUpgrade(url: string, options?: WebSocket.ClientOptions): Promise<Upgrade> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, options);
-    ws.once("unexpected-response", (_req, res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => {
-        body += c;
-      });
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers["retry-after"], body, ws: null }),
-      );
-    });
-    ws.once("open", () => resolve({ status: 101, retryAfter: undefined, body: "", ws }));
-    ws.on("error", () => resolve({ status: 0, retryAfter: undefined, body: "", ws: null }));
-  });
-}
-
-async function metric(server: ServerProcess, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
+/** Tries a new /ws connection every `everyMs` until one is admitted (10 s at most). */
+function admittedAgain(url: string, everyMs: number) {
+  return until(
+    async () => {
+      const u = await tryUpgrade(url);
+      return u.status === 101 ? u : null;
+    },
+    10_000,
+    "a connection admitted again",
+    everyMs,
+  );
 }
 
 async function balancerStatus(
@@ -205,16 +191,7 @@ describe("balancer: connection limits", () => {
       );
       // One leaves: a new one gets in once the worker reported it.
       clients.pop()?.close();
-      const back = await until(
-        async () => {
-          const u = await tryUpgrade(server.wsUrl);
-          return u.status === 101 ? u : null;
-        },
-        10_000,
-        "a connection admitted again",
-        200,
-      );
-      back.ws?.terminate();
+      (await admittedAgain(server.wsUrl, 200)).ws?.terminate();
       for (const c of clients) c.close();
     } finally {
       await server.stop();
@@ -299,16 +276,7 @@ describe("balancer: connection limits", () => {
       const counted = await metric(server, "switchboard_connections_refused_total", 'reason="accept_rate"');
       assert.equal(counted, refused.length + refusedHandshakes.length);
       // Once the bucket refilled, new connections open again.
-      const later = await until(
-        async () => {
-          const u = await tryUpgrade(server.wsUrl);
-          return u.status === 101 ? u : null;
-        },
-        10_000,
-        "a connection admitted again",
-        300,
-      );
-      later.ws?.terminate();
+      (await admittedAgain(server.wsUrl, 300)).ws?.terminate();
       existing.close();
     } finally {
       await server.stop();

@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { RawClient, SioClient } from "../helpers/clients.js";
-import { request } from "../helpers/http.js";
-import { type ServerProcess, startServer, until } from "../helpers/server.js";
+import { request, tryUpgrade } from "../helpers/http.js";
+import { metricsText, type ServerProcess, startServer, until } from "../helpers/server.js";
 
 const SECRET = "hostile-secret";
 
@@ -24,23 +24,11 @@ function hs256(payload: Record<string, unknown>, secret = SECRET): string {
 
 const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
 
-/** The upgrade's HTTP status and body when it is refused, or 101. */
-function upgrade(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url);
-    ws.once("unexpected-response", (_req, res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => {
-        body += c;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    ws.once("open", () => {
-      ws.terminate();
-      resolve({ status: 101, body: "" });
-    });
-    ws.on("error", () => {});
-  });
+/** The upgrade's HTTP status and body when it is refused, or 101 (the socket closed at once). */
+async function upgrade(url: string): Promise<{ status: number; body: string }> {
+  const u = await tryUpgrade(url);
+  u.ws?.terminate();
+  return u;
 }
 
 describe("anonymous server: readers, forwarded requests, rooms, deep data", () => {
@@ -160,7 +148,7 @@ describe("anonymous server: readers, forwarded requests, rooms, deep data", () =
     );
     assert.equal((JSON.parse(answer.slice(3)) as [{ error: { code: string } }])[0].error.code, "bad_request");
     eio.close();
-    const metrics = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    const metrics = await metricsText(server);
     assert.ok(!metrics.includes('code="undefined"'), "every counted error has its code");
   });
 

@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import WebSocket from "ws";
 import { RawClient } from "../helpers/clients.js";
 import { request } from "../helpers/http.js";
-import { type ServerProcess, startServer, until } from "../helpers/server.js";
+import { metric, type ServerProcess, startServer, until } from "../helpers/server.js";
 
 type WorkerRow = { id: number; pid: number; state: string; stats: { rawConnections: number } | null };
 
@@ -22,6 +22,30 @@ function rssBytes(pid: number): number {
 
 async function workers(server: ServerProcess): Promise<WorkerRow[]> {
   return (await server.status()).workers as WorkerRow[];
+}
+
+/** Stops a worker with SIGSTOP and waits until the primary shows it unresponsive. */
+async function stopWorker(server: ServerProcess, pid: number): Promise<void> {
+  process.kill(pid, "SIGSTOP");
+  await until(
+    async () => (await workers(server)).find((w) => w.pid === pid)?.state === "unresponsive",
+    15_000,
+    "the stopped worker shown unresponsive",
+    100,
+  );
+}
+
+/** Waits until two workers are ready again, `victimPid` not among them; returns them. */
+function replacedWorker(server: ServerProcess, victimPid: number, timeoutMs: number): Promise<WorkerRow[]> {
+  return until(
+    async () => {
+      const ws = await workers(server);
+      return ws.length === 2 && ws.every((w) => w.state === "ready" && w.pid !== victimPid) ? ws : null;
+    },
+    timeoutMs,
+    "the worker replaced",
+    100,
+  );
 }
 
 /**
@@ -102,12 +126,6 @@ async function publishBatches(
   return sent;
 }
 
-async function metric(server: ServerProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`));
-  return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : Number.NaN;
-}
-
 describe("hung workers", () => {
   it("gives a stopped worker no new connections, bounds its IPC, kills and replaces it; the other one's clients miss nothing", async () => {
     // What the primary's RSS shows should be what it keeps, not when V8 gets round to collecting: no history (it
@@ -132,13 +150,7 @@ describe("hung workers", () => {
       const size = 8000;
       let published = await publishBatches(server, "feed", 4000, size);
 
-      process.kill(victimPid, "SIGSTOP");
-      await until(
-        async () => (await workers(server)).find((w) => w.pid === victimPid)?.state === "unresponsive",
-        15_000,
-        "the stopped worker shown unresponsive",
-        100,
-      );
+      await stopWorker(server, victimPid);
       const ready = JSON.parse((await request(`${server.url}/ready`)).body) as { workers: { live: number } };
       assert.equal(ready.workers.live, 1, "/ready counts the live workers");
 
@@ -184,15 +196,7 @@ describe("hung workers", () => {
       assert.ok(growth < streamedBytes / 2, `the primary's RSS grew ${growth} bytes for ${streamedBytes}`);
 
       // Killed and replaced by the restart path.
-      const replaced = await until(
-        async () => {
-          const ws = await workers(server);
-          return ws.length === 2 && ws.every((w) => w.state === "ready" && w.pid !== victimPid) ? ws : null;
-        },
-        30_000,
-        "the hung worker replaced",
-        100,
-      );
+      const replaced = await replacedWorker(server, victimPid, 30_000);
       assert.ok(
         replaced.some((w) => w.pid === healthyPid),
         "the healthy worker was left alone",
@@ -242,13 +246,7 @@ describe("hung workers", () => {
       victimPid = onVictim.pid;
       for (const { client } of clients) assert.equal((await client.subscribe("held")).type, "ack");
 
-      process.kill(victimPid, "SIGSTOP");
-      await until(
-        async () => (await workers(server)).find((w) => w.pid === victimPid)?.state === "unresponsive",
-        15_000,
-        "the stopped worker shown unresponsive",
-        100,
-      );
+      await stopWorker(server, victimPid);
       for (let i = 0; i < 20; i++) await server.publish("held", i);
       await onOther.client.waitForMessages("held", 20);
       assert.equal(onVictim.client.messages("held").length, 0, "nothing reaches a stopped worker");
@@ -304,13 +302,7 @@ describe("hung workers", () => {
       assert.notEqual(onVictim.pid, onOther.pid);
       for (const { client } of clients) assert.equal((await client.subscribe("over")).type, "ack");
 
-      process.kill(victimPid, "SIGSTOP");
-      await until(
-        async () => (await workers(server)).find((w) => w.pid === victimPid)?.state === "unresponsive",
-        15_000,
-        "the stopped worker shown unresponsive",
-        100,
-      );
+      await stopWorker(server, victimPid);
       // Past the 16 MiB the primary keeps for it: the rest is dropped, and the worker has missed messages.
       const dropped = async () =>
         ((await server.status()).ipc as { dropped: Record<string, number> }).dropped.msg ?? 0;
@@ -322,15 +314,7 @@ describe("hung workers", () => {
       // It answers again, but cannot go on as it was: drained (its clients told to reconnect) and replaced.
       assert.equal(await onVictim.client.closed(20_000), 1012);
       assert.equal(onVictim.client.frames.find((f) => f.type === "reconnect")?.reason, "events_dropped");
-      const replaced = await until(
-        async () => {
-          const ws = await workers(server);
-          return ws.length === 2 && ws.every((w) => w.state === "ready" && w.pid !== victimPid) ? ws : null;
-        },
-        20_000,
-        "the worker replaced",
-        100,
-      );
+      const replaced = await replacedWorker(server, victimPid, 20_000);
       assert.ok(replaced.some((w) => w.pid === onOther.pid));
       const status = await server.status();
       assert.equal(status.hung, 0, "not killed: drained");

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Frame, RawClient, silentLosses } from "../helpers/clients.js";
-import { metric, redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
+import { redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
 import { channelsOnEachNode, type RedisServer } from "../helpers/redis-server.js";
-import { type ServerProcess, sleep, until } from "../helpers/server.js";
+import { metric, type ServerProcess, sleep, until } from "../helpers/server.js";
 
 type Data = { n: number };
 

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Frame, RawClient, SioClient } from "../helpers/clients.js";
 import { getFresh } from "../helpers/http.js";
-import { metric, redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
+import { redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
 import { channelsOnEachNode, redisCli } from "../helpers/redis-server.js";
-import type { ServerProcess } from "../helpers/server.js";
+import { metric, type ServerProcess } from "../helpers/server.js";
 
 type Data = { p: string; n: number };
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Frame, RawClient, SioClient, silentLosses } from "../helpers/clients.js";
 import { getFresh } from "../helpers/http.js";
-import { metric, useRedisHosts } from "../helpers/redis-hosts.js";
-import { type ServerProcess, sleep, until } from "../helpers/server.js";
+import { useRedisHosts } from "../helpers/redis-hosts.js";
+import { metric, type ServerProcess, sleep, until } from "../helpers/server.js";
 
 type Data = { n: number };
 

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type Frame, RawClient, SioClient } from "../helpers/clients.js";
 import { getFresh } from "../helpers/http.js";
-import { metric, redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
+import { redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
 import { redisCli } from "../helpers/redis-server.js";
-import { type ServerProcess, until } from "../helpers/server.js";
+import { metric, type ServerProcess, until } from "../helpers/server.js";
 
 type Got = { offset: number; data: { p: string; n: number } };
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { RawClient, SioClient } from "../helpers/clients.js";
-import { metric, useRedisHosts } from "../helpers/redis-hosts.js";
-import { type ServerProcess, sleep, until } from "../helpers/server.js";
+import { useRedisHosts } from "../helpers/redis-hosts.js";
+import { metric, type ServerProcess, sleep, until } from "../helpers/server.js";
 
 type Presence = { channel: string; raw: number; socketio: number; sockets: string[] };
 
