@@ -54,6 +54,20 @@ function protocolFrame(rng: Random): unknown {
   return frame;
 }
 
+/** Every 20 inputs an actor pauses a moment, so that the server's answers arrive, and checks them. */
+async function breathe(i: number, settle: () => void): Promise<void> {
+  if (i % 20 !== 19) return;
+  await sleep(5);
+  settle();
+}
+
+/** The last answers get a moment to arrive and are checked; then the connection is closed. */
+async function finish(ws: RawWs | null, settle: () => void): Promise<void> {
+  await sleep(100);
+  settle();
+  ws?.close();
+}
+
 /** Raw WebSocket frames on /ws: JSON (valid, mutated, deep, huge), binary, bad UTF-8, control and broken frames. */
 export async function fuzzWsFrames(port: number, rng: Random, inputs: number, f: Findings): Promise<void> {
   let ws: RawWs | null = null;
@@ -127,14 +141,9 @@ export async function fuzzWsFrames(port: number, rng: Random, inputs: number, f:
       ws.send({ opcode: 8, payload });
     }
     count(f, "ws inputs");
-    if (i % 20 === 19) {
-      await sleep(5);
-      settle();
-    }
+    await breathe(i, settle);
   }
-  await sleep(100);
-  settle();
-  ws?.close();
+  await finish(ws, settle);
 }
 
 /** Engine.IO and Socket.IO packets over a raw WebSocket: broken packets, odd events and arguments, bad acks. */
@@ -179,14 +188,9 @@ export async function fuzzSocketIo(port: number, rng: Random, inputs: number, f:
       ws.text(rng.pick(["2", "3", "6", "1", "5", "4", "41", "44", "40/x,", "4x", ""]) + rng.string(8));
     else ws.send({ opcode: 2, payload: rng.bytes(rng.int(64)) });
     count(f, "socket.io inputs");
-    if (i % 20 === 19) {
-      await sleep(5);
-      settle();
-    }
+    await breathe(i, settle);
   }
-  await sleep(100);
-  settle();
-  ws?.close();
+  await finish(ws, settle);
 }
 
 const ROUTES = [
