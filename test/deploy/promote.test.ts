@@ -540,8 +540,14 @@ describe("scripts/promote with haproxy, pm2, redis and a few hundred clients", {
 
       const run = await promote(["green", ...commands]);
       t.diagnostic(run.out);
-      // Blue still serves these sessions: HAProxy must keep sending their requests to it.
-      await sleep(2000);
+      // Blue still serves these sessions: HAProxy must keep sending their requests to it while traffic goes on.
+      const mark = stream.acked.length;
+      await until(
+        () => stream.acked.length >= mark + 100,
+        20_000,
+        "100 more publishes after the promote",
+        100,
+      );
       assert.deepEqual(
         clients.flatMap((c) => c.unexpected),
         [],
@@ -597,8 +603,6 @@ async function finish(stream: PublishStream, stats: ClientStats[]): Promise<void
     100,
   );
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * A Socket.IO client that never upgrades from long-polling (a browser behind a proxy that blocks WebSockets):

@@ -5,6 +5,7 @@
  */
 import { connect } from "node:net";
 import { closeCodes, errorCodes } from "../../src/errors.js";
+import { sleep } from "../helpers/server.js";
 import type { Random } from "./random.js";
 import { RawWs } from "./raw-ws.js";
 
@@ -36,8 +37,6 @@ function checkReply(f: Findings, where: string, value: unknown): void {
   if (code === "internal")
     problem(f, `${where}: internal error (a server fault) for ${JSON.stringify(value).slice(0, 200)}`);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A protocol frame, valid or nearly: the part of the input space where the server's own rules are exercised. */
 function protocolFrame(rng: Random): unknown {

@@ -6,7 +6,7 @@
  */
 import { treeRssBytes } from "../../src/bench/proc-tree.js";
 import { RawClient, SioClient } from "../helpers/clients.js";
-import { startServer, until } from "../helpers/server.js";
+import { sleep, startServer, until } from "../helpers/server.js";
 import { type Findings, fuzzHttp, fuzzSocketIo, fuzzWsFrames } from "./actors.js";
 import { Random } from "./random.js";
 
@@ -50,7 +50,7 @@ export async function runFuzz(o: { seed: number; inputs: number }): Promise<Fuzz
             streaming = false;
           },
         );
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20); // the sentinel publishes ~50 a second
       }
     })();
     // Each fuzzer gets its own Random, derived from the seed, so adding inputs to one does not shift the others.
