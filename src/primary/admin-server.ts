@@ -1,9 +1,9 @@
 import { createServer, type Server } from "node:http";
-import { Counter, Gauge, Registry } from "prom-client";
+import { Gauge, Registry } from "prom-client";
 import type { Bus } from "../bus/bus.js";
 import { errorReply } from "../errors.js";
 import type { WorkerStats } from "../ipc.js";
-import { collectedCounter, collectedGauge } from "./collected-metrics.js";
+import { collectedCounter, collectedCounterBy, collectedGauge } from "./collected-metrics.js";
 import type { StickyBalancer } from "./sticky-balancer.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 import type { WorkerBridge } from "./worker-bridge.js";
@@ -99,16 +99,13 @@ export class AdminServer {
       "Connections closed for unsent bytes over --max-buffered",
       () => totals().slowConsumers,
     );
-    new Counter({
-      name: "switchboard_errors_total",
-      help: "Errors answered to clients, by code",
-      labelNames: ["code"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [code, n] of Object.entries(totals().errors)) this.inc({ code }, n);
-      },
-    });
+    collectedCounterBy(
+      registry,
+      "switchboard_errors_total",
+      "Errors answered to clients, by code",
+      "code",
+      () => totals().errors,
+    );
     collectedGauge(
       registry,
       "switchboard_channels",
@@ -146,26 +143,20 @@ export class AdminServer {
       "Publishes whose idempotency key was already used: answered with the first offset, not delivered",
       () => bus().duplicates,
     );
-    new Counter({
-      name: "switchboard_resumes_total",
-      help: "Subscribes with `since`: recovered, or the history_gap reason",
-      labelNames: ["result"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [result, n] of Object.entries(d.bridge.resumes)) this.inc({ result }, n);
-      },
-    });
-    new Counter({
-      name: "switchboard_connections_refused_total",
-      help: "Connections the primary answered itself instead of handing them to a worker, by reason",
-      labelNames: ["reason"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [reason, n] of Object.entries(d.balancer.refused)) this.inc({ reason }, n);
-      },
-    });
+    collectedCounterBy(
+      registry,
+      "switchboard_resumes_total",
+      "Subscribes with `since`: recovered, or the history_gap reason",
+      "result",
+      () => d.bridge.resumes,
+    );
+    collectedCounterBy(
+      registry,
+      "switchboard_connections_refused_total",
+      "Connections the primary answered itself instead of handing them to a worker, by reason",
+      "reason",
+      () => d.balancer.refused,
+    );
     collectedGauge(
       registry,
       "switchboard_balancer_held_connections",
@@ -190,17 +181,16 @@ export class AdminServer {
       "Times a worker left the heartbeat unanswered past --worker-unresponsive",
       () => d.supervisor.unresponsive,
     );
-    new Counter({
-      name: "switchboard_ipc_dropped_total",
-      help: "Events not sent to an unresponsive worker because what waits for it passed its bound, by kind",
-      labelNames: ["kind"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [kind, n] of Object.entries(d.bridge.dropped)) this.inc({ kind }, n);
-        if (d.supervisor.droppedMessages > 0) this.inc({ kind: "adapter" }, d.supervisor.droppedMessages);
+    collectedCounterBy(
+      registry,
+      "switchboard_ipc_dropped_total",
+      "Events not sent to an unresponsive worker because what waits for it passed its bound, by kind",
+      "kind",
+      () => {
+        const adapter = d.supervisor.droppedMessages;
+        return adapter > 0 ? { ...d.bridge.dropped, adapter } : d.bridge.dropped;
       },
-    });
+    );
     collectedGauge(
       registry,
       "switchboard_ipc_pending_bytes",

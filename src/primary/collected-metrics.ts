@@ -26,3 +26,23 @@ export function collectedGauge(registry: Registry, name: string, help: string, v
     },
   });
 }
+
+/** A counter with one label, read at scrape time from a record of running totals by that label's value. */
+export function collectedCounterBy(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: string,
+  counts: () => Record<string, number>,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, n] of Object.entries(counts())) this.inc({ [label]: value }, n);
+    },
+  });
+}
