@@ -1,5 +1,4 @@
 import cluster, { type Worker } from "node:cluster";
-import { STATUS_CODES } from "node:http";
 import type { Server, Socket } from "node:net";
 import { errorReply } from "../errors.js";
 import { endWithJson } from "../http-reply.js";
@@ -122,15 +121,6 @@ function headEnd(before: Buffer | null, length: number, chunk: Buffer): number {
 function addressOf(socket: Socket): string {
   const a = socket.remoteAddress ?? "";
   return a.startsWith("::ffff:") ? a.slice(7) : a;
-}
-
-/** endWithJson with extra headers (Retry-After). */
-function endWithJsonHeaders(socket: Socket, status: number, body: unknown, headers: string): void {
-  const text = JSON.stringify(body);
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(text)}\r\nCache-Control: no-store\r\n${headers}Connection: close\r\n\r\n${text}`,
-  );
 }
 
 /** Tokens for new connections: `rate` a second, at most one second's worth saved up. */
@@ -367,9 +357,8 @@ export class StickyBalancer {
       // Too large whether or not its end came in the same read (a worker's parser would refuse it anyway).
       if (end > MAX_HEAD_BYTES || (end === -1 && length > MAX_HEAD_BYTES)) {
         socket.off("data", onData);
-        this.#count("headers_too_large");
         const refusal = errorReply("headers_too_large", `request headers exceed ${MAX_HEAD_BYTES} bytes`);
-        return this.#reply(socket, held, refusal);
+        return this.#refuse(socket, held, "headers_too_large", refusal);
       }
       if (end === -1) return;
       socket.off("data", onData);
@@ -387,8 +376,7 @@ export class StickyBalancer {
     const probe = this.#deps.probe(path);
     if (probe) return this.#reply(socket, held, probe);
     if (this.#deps.refusing()) {
-      this.#count("draining");
-      return this.#reply(socket, held, errorReply("unavailable", "server is draining"));
+      return this.#refuse(socket, held, "draining", errorReply("unavailable", "server is draining"));
     }
     const socketIo = path.startsWith("/socket.io/");
     const sid = socketIo ? SID_PARAM.exec(target)?.[1] : undefined;
@@ -397,8 +385,8 @@ export class StickyBalancer {
     if (owner) {
       // A request of a session that lives: no new client, not limited; its worker is the only one that knows it.
       if (!this.#deps.responsive(owner.id)) {
-        this.#count("worker_unresponsive");
-        return this.#reply(socket, held, errorReply("unavailable", "the session's worker is not answering"));
+        const refusal = errorReply("unavailable", "the session's worker is not answering");
+        return this.#refuse(socket, held, "worker_unresponsive", refusal);
       }
       if (!owner.isConnected()) return this.#noWorker(socket, held);
       return this.#handOff(socket, held, owner, bytes);
@@ -419,8 +407,7 @@ export class StickyBalancer {
   }
 
   #noWorker(socket: Socket, held: Held): void {
-    this.#count("no_worker");
-    this.#reply(socket, held, errorReply("unavailable", "no worker is live"));
+    this.#refuse(socket, held, "no_worker", errorReply("unavailable", "no worker is live"));
   }
 
   #handOff(socket: Socket, held: Held, worker: Worker, bytes: Buffer): void {
@@ -449,15 +436,16 @@ export class StickyBalancer {
     }
   }
 
+  /** An answer of the primary's own instead of a hand-off, counted by reason; Retry-After when given. */
   #refuse(
     socket: Socket,
     held: Held,
     reason: RefusalReason,
     answer: { status: number; body: unknown },
-    retryAfterS: number,
+    retryAfterS?: number,
   ): void {
     this.#count(reason);
-    this.#reply(socket, held, answer, `Retry-After: ${retryAfterS}\r\n`);
+    this.#reply(socket, held, answer, retryAfterS === undefined ? "" : `Retry-After: ${retryAfterS}\r\n`);
   }
 
   /** The primary's own answer, then the socket is closed: by the client, or by us REPLY_LINGER_MS later. */
@@ -475,7 +463,6 @@ export class StickyBalancer {
     socket.resume();
     const linger = setTimeout(() => socket.destroy(), REPLY_LINGER_MS);
     socket.once("close", () => clearTimeout(linger));
-    if (headers) endWithJsonHeaders(socket, status, body, headers);
-    else endWithJson(socket, status, body);
+    endWithJson(socket, status, body, headers);
   }
 }

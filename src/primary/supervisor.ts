@@ -204,7 +204,7 @@ export class Supervisor {
         info.lastHeard = Date.now();
         if (!isSwitchboardMessage<ToPrimary>(message)) return;
         if (message.kind === "hello") {
-          worker.send({ tag: IPC_TAG, kind: "config", config: this.#o.config } satisfies ToWorker);
+          this.send(info, { tag: IPC_TAG, kind: "config", config: this.#o.config });
           return;
         }
         if (message.kind === "ready" && info.state === "starting") {
