@@ -11,7 +11,14 @@ import { fmt } from "../format.js";
 import type { Protocol } from "../load/client-conn.js";
 import { treeRssBytes } from "../proc-tree.js";
 import type { ScenarioOutcome } from "./outcome.js";
-import { assertAlive, connectWithProgress, RssPeak, type RunContext, withSession } from "./session.js";
+import {
+  assertAlive,
+  connectWithProgress,
+  kibPerConn,
+  RssPeak,
+  type RunContext,
+  withSession,
+} from "./session.js";
 import { SUBSCRIBE_TIMEOUT_MS } from "./stepping.js";
 
 /** Channels each connection holds in the second reading. */
@@ -23,9 +30,6 @@ export function runMemory(ctx: RunContext, protocol: Protocol): Promise<Scenario
   return withSession(ctx, { workers: config.workers, connections: total }, async (s) => {
     await sleep(config.settleMs);
     const before = treeRssBytes(s.server.pid);
-    const perConn = (bytes: number, opened: number) =>
-      opened > 0 ? (bytes - before) / 1024 / opened : Number.NaN;
-
     /**
      * Runs `storm`, then idles; returns the tree's highest RSS from the storm's start to the end of the idle (what
      * sizes a box: some servers keep growing for a while after the storm) and its RSS after the idle.
@@ -61,10 +65,10 @@ export function runMemory(ctx: RunContext, protocol: Protocol): Promise<Scenario
     );
     return {
       figures: {
-        rssPerConnKiB: perConn(one.settledBytes, opened),
-        rssPeakPerConnKiB: perConn(one.peakBytes, opened),
-        rssPerConnManyKiB: perConn(many.settledBytes, opened),
-        rssPeakPerConnManyKiB: perConn(many.peakBytes, opened),
+        rssPerConnKiB: kibPerConn(before, one.settledBytes, opened),
+        rssPeakPerConnKiB: kibPerConn(before, one.peakBytes, opened),
+        rssPerConnManyKiB: kibPerConn(before, many.settledBytes, opened),
+        rssPeakPerConnManyKiB: kibPerConn(before, many.peakBytes, opened),
         rssBeforeMiB: before / 2 ** 20,
         rssAfterMiB: one.settledBytes / 2 ** 20,
         opened,

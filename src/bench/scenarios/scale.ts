@@ -66,7 +66,7 @@ export function runScale(ctx: RunContext): Promise<ScenarioOutcome> {
       lastDeliveryMs: lastAt - startedAt,
       rssMiB: after / 2 ** 20,
       pssMiB: pss / 2 ** 20,
-      rssPerConnKiB: kibPerConn(rss, conn.opened),
+      rssPerConnKiB: kibPerConn(rss.beforeBytes, rss.afterBytes, conn.opened),
       droppedByServer: status.droppedByServer,
       clientRssMiB: status.rssBytes / 2 ** 20,
     };

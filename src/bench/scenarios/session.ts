@@ -195,6 +195,6 @@ export class RssPeak {
 }
 
 /** KiB of RSS per connection; NaN when none opened (no figure rather than a meaningless one). */
-export function kibPerConn(d: RssDelta<unknown>, opened: number): number {
-  return opened > 0 ? (d.afterBytes - d.beforeBytes) / 1024 / opened : Number.NaN;
+export function kibPerConn(beforeBytes: number, afterBytes: number, opened: number): number {
+  return opened > 0 ? (afterBytes - beforeBytes) / 1024 / opened : Number.NaN;
 }
