@@ -12,6 +12,10 @@ const bool = z.union([
   z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1"),
 ]);
 const optionalString = z.string().min(1).nullable();
+const optionalUrl = z
+  .string()
+  .regex(/^https?:\/\/[^\s]+$/, "an http:// or https:// URL")
+  .nullable();
 
 /** One namespace's settings; what is left out falls back to the "" entry, then to the flags. */
 const namespaceSchema = z.strictObject({
@@ -19,6 +23,11 @@ const namespaceSchema = z.strictObject({
   historyTtlMs: int(1000, 86_400_000).optional(),
   clientPublish: z.boolean().optional(),
   presence: z.boolean().optional(),
+  /** Subscribers get `join` / `leave` messages as users come and go (with presence). */
+  joinLeave: z.boolean().optional(),
+  /** false: this namespace's subscribes / client publishes skip --subscribe-hook / --publish-hook. */
+  subscribeHook: z.boolean().optional(),
+  publishHook: z.boolean().optional(),
 });
 export type NamespaceSettings = z.output<typeof namespaceSchema>;
 
@@ -151,6 +160,104 @@ export const settings = {
     def: null,
     schema: optionalString,
     doc: "required `iss` of connection tokens; none = not checked",
+  },
+  connectHook: {
+    flag: "connect-hook",
+    env: "CONNECT_HOOK",
+    def: null,
+    schema: optionalUrl,
+    doc: "backend URL asked on every new connection (user, channels, meta); none = tokens or anonymous",
+  },
+  subscribeHook: {
+    flag: "subscribe-hook",
+    env: "SUBSCRIBE_HOOK",
+    def: null,
+    schema: optionalUrl,
+    doc: "backend URL that allows or denies each subscribe (namespaces may opt out)",
+  },
+  publishHook: {
+    flag: "publish-hook",
+    env: "PUBLISH_HOOK",
+    def: null,
+    schema: optionalUrl,
+    doc: "backend URL that allows, denies or rewrites each client publish (namespaces may opt out)",
+  },
+  rpcHook: {
+    flag: "rpc-hook",
+    env: "RPC_HOOK",
+    def: null,
+    schema: optionalUrl,
+    doc: "backend URL that answers clients' rpc calls",
+  },
+  refreshHook: {
+    flag: "refresh-hook",
+    env: "REFRESH_HOOK",
+    def: null,
+    schema: optionalUrl,
+    doc: "backend URL asked for a new expiry when a connection's expireAt comes",
+  },
+  webhook: {
+    flag: "webhook",
+    env: "WEBHOOK",
+    def: null,
+    schema: optionalUrl,
+    doc: "backend URL that gets events in batches (channel_occupied/vacated, presence_join/leave, connection_closed)",
+  },
+  hookSecret: {
+    flag: "hook-secret",
+    env: "HOOK_SECRET",
+    def: null,
+    schema: optionalString,
+    doc: "shared secret: hook and webhook requests carry X-Switchboard-Signature: sha256=<HMAC of the body>",
+  },
+  hookSecretFile: {
+    flag: "hook-secret-file",
+    env: "HOOK_SECRET_FILE",
+    def: null,
+    schema: optionalString,
+    doc: "file holding the hook secret (instead of --hook-secret)",
+  },
+  hookTimeoutMs: {
+    flag: "hook-timeout",
+    env: "HOOK_TIMEOUT_MS",
+    def: 1000,
+    schema: int(10, 60_000),
+    doc: "ms a hook call may take; then the client gets backend_unavailable",
+  },
+  hookConcurrency: {
+    flag: "hook-concurrency",
+    env: "HOOK_CONCURRENCY",
+    def: 64,
+    schema: int(1, 10_000),
+    doc: "hook calls in flight per worker; beyond it the client gets backend_unavailable at once",
+  },
+  hookHeaders: {
+    flag: "hook-headers",
+    env: "HOOK_HEADERS",
+    def: "cookie,authorization",
+    schema: z.string().regex(/^[A-Za-z0-9_,-]*$/, "comma-separated header names"),
+    doc: "request headers passed to the connect hook",
+  },
+  webhookQueue: {
+    flag: "webhook-queue",
+    env: "WEBHOOK_QUEUE",
+    def: 10_000,
+    schema: int(1, 10_000_000),
+    doc: "webhook events kept per host while the backend is slow or down; beyond it the oldest are dropped and counted",
+  },
+  webhookRetryMs: {
+    flag: "webhook-retry",
+    env: "WEBHOOK_RETRY_MS",
+    def: 60_000,
+    schema: int(0, 86_400_000),
+    doc: "ms a webhook batch is retried (with backoff) before it is dropped and counted",
+  },
+  presenceTtlMs: {
+    flag: "presence-ttl",
+    env: "PRESENCE_TTL_MS",
+    def: 30_000,
+    schema: int(1000, 3_600_000),
+    doc: "ms a host's presence entries live in Redis without a refresh (a dead host's clients leave after it)",
   },
   drainTimeoutMs: {
     flag: "drain-timeout",
@@ -417,6 +524,7 @@ const SECRET_FILES = [
   ["apiKeyFile", "apiKey"],
   ["jwtSecretFile", "jwtSecret"],
   ["jwtPublicKeyFile", "jwtPublicKey"],
+  ["hookSecretFile", "hookSecret"],
 ] as const;
 
 /** Reads each `--…-file` into its setting (trailing newline dropped); one problem per unreadable or doubled one. */

@@ -59,6 +59,11 @@ export const errorCodes = {
     close: 4008,
     doc: "The connection's socket held more than `--max-buffered` unsent for over a second (or 4 times that at once); it is closed and counted.",
   },
+  backend_unavailable: {
+    http: 503,
+    close: null,
+    doc: "A backend hook did not answer in `--hook-timeout`, failed, or too many calls were in flight (`--hook-concurrency`); nothing was done: retry (the SDK does).",
+  },
   unavailable: { http: 503, close: null, doc: "The server is starting or draining, or no worker is live." },
   not_found: { http: 404, close: null, doc: "No such HTTP route." },
   headers_too_large: { http: 431, close: null, doc: "The request's headers exceed 16 KiB." },
@@ -88,6 +93,8 @@ export const closeCodes = {
   1012: "The server drains or restarts: reconnect after the `reconnect` frame's `delayMs`.",
   4001: "The connection's token expired without a refresh (`token_expired`).",
   4008: "The connection could not keep up (`slow_consumer`).",
+  4009: "The backend disconnected the connection (`POST /api/disconnect`, a connect hook's `disconnect`); the client may reconnect.",
+  4010: "The backend disconnected the connection and asked it not to reconnect (`reconnect: false`).",
 } as const satisfies Record<number, string>;
 
 /** An error that carries a stable code, so it survives IPC and JSON as plain data. */

@@ -45,6 +45,8 @@ export type WorkerStats = {
   socketWrites: number;
   slowConsumers: number;
   errors: Record<string, number>;
+  /** Backend hook calls by `<hook> <outcome>` (outcome: ok, denied, timeout, failed, overloaded). */
+  hookCalls: Record<string, number>;
   rssBytes: number;
   /** When the worker took these figures (ms since the epoch): a reader can wait for a report newer than an event. */
   at: number;

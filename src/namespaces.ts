@@ -6,6 +6,9 @@ export type NamespacePolicy = {
   readonly historyTtlMs: number;
   readonly clientPublish: boolean;
   readonly presence: boolean;
+  readonly joinLeave: boolean;
+  readonly subscribeHook: boolean;
+  readonly publishHook: boolean;
 };
 
 /** Namespace of a channel: the part before the first ':' ("chat:1" → "chat"), or "" when there is none. */
@@ -36,6 +39,9 @@ export class Namespaces {
         historyTtlMs: own.historyTtlMs ?? fallback.historyTtlMs ?? config.historyTtlMs,
         clientPublish: own.clientPublish ?? fallback.clientPublish ?? clientPublish,
         presence: own.presence ?? fallback.presence ?? false,
+        joinLeave: own.joinLeave ?? fallback.joinLeave ?? false,
+        subscribeHook: own.subscribeHook ?? fallback.subscribeHook ?? true,
+        publishHook: own.publishHook ?? fallback.publishHook ?? true,
       });
     for (const [name, own] of Object.entries(config.namespaces)) {
       this.#configured.set(name, policy(own, this.#publishNamespaces.has(name)));

@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import { Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { Bus } from "../bus/bus.js";
 import { errorReply } from "../errors.js";
 import type { WorkerStats } from "../ipc.js";
@@ -24,6 +24,7 @@ type Totals = {
   socketWrites: number;
   slowConsumers: number;
   errors: Record<string, number>;
+  hookCalls: Record<string, number>;
 };
 
 /**
@@ -34,7 +35,7 @@ export class AdminServer {
   readonly server: Server;
   readonly #d: AdminDeps;
   /** Counters of workers that exited, so totals never go backwards. */
-  readonly #retired: Totals = { delivered: 0, socketWrites: 0, slowConsumers: 0, errors: {} };
+  readonly #retired: Totals = { delivered: 0, socketWrites: 0, slowConsumers: 0, errors: {}, hookCalls: {} };
 
   constructor(d: AdminDeps) {
     this.#d = d;
@@ -197,6 +198,19 @@ export class AdminServer {
       "IPC the primary keeps for its workers, waiting or unwritten (estimate, bytes)",
       () => d.bridge.totalPendingBytes(),
     );
+    new Counter({
+      name: "switchboard_hook_calls_total",
+      help: "Backend hook calls by hook (connect, subscribe, publish, rpc, refresh) and outcome (ok, denied, timeout, failed, overloaded)",
+      labelNames: ["hook", "outcome"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [key, n] of Object.entries(totals().hookCalls)) {
+          const [hook = "", outcome = ""] = key.split(" ");
+          this.inc({ hook, outcome }, n);
+        }
+      },
+    });
     collectedGauge(
       registry,
       "switchboard_rss_bytes",
@@ -238,6 +252,7 @@ export class AdminServer {
       socketWrites: this.#retired.socketWrites,
       slowConsumers: this.#retired.slowConsumers,
       errors: { ...this.#retired.errors },
+      hookCalls: { ...this.#retired.hookCalls },
     };
     for (const w of this.#d.supervisor.workers) if (w.stats) addTotals(t, w.stats);
     return t;
@@ -249,6 +264,7 @@ function addTotals(t: Totals, s: WorkerStats): void {
   t.socketWrites += s.socketWrites;
   t.slowConsumers += s.slowConsumers;
   for (const [code, n] of Object.entries(s.errors)) t.errors[code] = (t.errors[code] ?? 0) + n;
+  for (const [key, n] of Object.entries(s.hookCalls ?? {})) t.hookCalls[key] = (t.hookCalls[key] ?? 0) + n;
 }
 
 function sum<T>(items: T[], pick: (t: T) => number): number {

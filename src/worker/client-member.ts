@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Claims } from "./auth.js";
 import type { Member } from "./channel-registry.js";
 import { TokenBucket } from "./token-bucket.js";
@@ -6,6 +7,10 @@ import { TokenBucket } from "./token-bucket.js";
 export const SLOW_GRACE_MS = 1000;
 /** Unsent (and about to be queued) bytes beyond this many times --max-buffered close the connection at once. */
 export const HARD_LIMIT_FACTOR = 4;
+
+/** Client ids are unique across workers, hosts and restarts: a random prefix per process, then a counter. */
+const ID_PREFIX = randomBytes(6).toString("base64url");
+let lastId = 0;
 
 /**
  * What every client connection holds, whatever its protocol: the token's claims, its rate budget and its
@@ -16,6 +21,14 @@ export abstract class ClientMember implements Member {
   abstract readonly closed: boolean;
   /** The token's claims; a refresh replaces them. */
   claims: Claims | null;
+  /** Who it is (the token's `sub` or the connect hook's `user`); null: anonymous. */
+  user: string | null;
+  /** What the connect hook said about it: `meta` goes back to the backend with each hook call, `info` to presence. */
+  meta: unknown = undefined;
+  info: unknown = undefined;
+  /** When the connection must be refreshed (unix seconds, from the connect hook's expireAt); 0: never. */
+  expireAt = 0;
+  readonly #serial = ++lastId;
   readonly budget: TokenBucket;
   #channels: Set<string> | null = null;
   /** Since when its socket has held more than --max-buffered unsent (0: it has not). */
@@ -23,7 +36,13 @@ export abstract class ClientMember implements Member {
 
   constructor(claims: Claims | null, rate: number) {
     this.claims = claims;
+    this.user = claims?.sub ?? null;
     this.budget = new TokenBucket(rate);
+  }
+
+  /** The client's id, in hook calls, presence and webhooks. */
+  get id(): string {
+    return `${ID_PREFIX}${this.#serial.toString(36)}`;
   }
 
   get channels(): Set<string> {

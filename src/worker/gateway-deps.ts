@@ -5,6 +5,7 @@ import type { TokenVerifier } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
 import type { ChannelRegistry } from "./channel-registry.js";
 import type { ClientMember } from "./client-member.js";
+import type { ClientsByUser } from "./clients-by-user.js";
 import type { FrameFlusher } from "./frame-flusher.js";
 import type { Subscriptions } from "./subscriptions.js";
 import type { WorkerCounters } from "./worker-counters.js";
@@ -18,6 +19,8 @@ export type GatewayDeps = {
   subscriptions: Subscriptions<ClientMember>;
   verifyToken: TokenVerifier;
   counters: WorkerCounters;
+  /** Open connections by user: each gateway adds a connection once it is open and removes it when it closes. */
+  clients: ClientsByUser;
   /** One per worker: both protocols' write passes are spaced by what they cost together. */
   flusher: FrameFlusher;
   log: Logger;

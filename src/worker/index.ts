@@ -8,6 +8,7 @@ import { createTokenVerifier } from "./auth.js";
 import { BusClient } from "./bus-client.js";
 import { ChannelRegistry } from "./channel-registry.js";
 import type { ClientMember } from "./client-member.js";
+import { ClientsByUser } from "./clients-by-user.js";
 import { drainWorker } from "./drain.js";
 import { FrameFlusher } from "./frame-flusher.js";
 import { createHttpApi } from "./http-api.js";
@@ -42,7 +43,19 @@ export function runWorker(config: Config, workerId: number): void {
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => api?.(req, res));
   const namespaces = new Namespaces(config);
   const flusher = new FrameFlusher();
-  const common = { config, namespaces, bus, registry, subscriptions, verifyToken, counters, flusher, log };
+  const clients = new ClientsByUser();
+  const common = {
+    config,
+    namespaces,
+    bus,
+    registry,
+    subscriptions,
+    verifyToken,
+    counters,
+    clients,
+    flusher,
+    log,
+  };
   const ws = new WsGateway(server, { ...common, accepting: () => accepting });
   const sio = new SioGateway(server, common);
   api = createHttpApi({
@@ -89,6 +102,7 @@ export function runWorker(config: Config, workerId: number): void {
       socketWrites: flusher.writes,
       slowConsumers: counters.slowConsumers,
       errors: { ...counters.errors },
+      hookCalls: { ...counters.hookCalls },
       rssBytes: process.memoryUsage.rss(),
       at: Date.now(),
     });

@@ -102,7 +102,9 @@ export class SioGateway {
     };
     this.#onDisconnect = function () {
       const member = this[MEMBER];
-      if (member) gateway.#d.subscriptions.leaveAll(member);
+      if (!member) return;
+      gateway.#d.clients.closed(member);
+      gateway.#d.subscriptions.leaveAll(member);
     };
     this.io.on("connection", (socket) => this.#open(socket));
     this.#sweep = setInterval(() => this.#sweepSlowConsumers(), 250);
@@ -120,12 +122,14 @@ export class SioGateway {
    * closures of its own: per-socket closures cost about 2 KiB per idle connection.
    */
   #open(socket: MemberSocket): void {
-    socket[MEMBER] = new SioMember(
+    const member = new SioMember(
       socket,
       (socket.data.claims as Claims | null) ?? null,
       this.#d.config.clientRate,
       this.#d.flusher,
     );
+    socket[MEMBER] = member;
+    this.#d.clients.opened(member);
     socket.onAny(this.#onEvent);
     socket.on("disconnect", this.#onDisconnect);
   }

@@ -42,6 +42,10 @@ export class SioMember extends ClientMember {
     this.#flusher = flusher;
   }
 
+  override get id(): string {
+    return this.socket.id;
+  }
+
   get protocol(): "sio" {
     return "sio";
   }

@@ -117,6 +117,7 @@ export class WsGateway {
     );
     ws[CONNECTION] = conn;
     this.connections.add(conn);
+    this.#d.clients.opened(conn);
     ws.on("message", this.#onMessage);
     ws.on("pong", markAlive);
     ws.on("error", this.#onError);
@@ -126,6 +127,7 @@ export class WsGateway {
   #closed(conn: RawConnection): void {
     if (!this.connections.delete(conn)) return;
     conn.closed = true;
+    this.#d.clients.closed(conn);
     this.#d.subscriptions.leaveAll(conn);
   }
 
