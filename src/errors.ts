@@ -12,7 +12,7 @@ export const errorCodes = {
   unknown_type: {
     http: 400,
     close: null,
-    doc: "The frame's `type` is not one of subscribe, unsubscribe, publish, refresh, ping.",
+    doc: "The frame's `type` is not one of subscribe, unsubscribe, publish, refresh, rpc, ping.",
   },
   invalid_channel: {
     http: 400,

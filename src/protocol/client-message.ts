@@ -6,12 +6,15 @@ export type ClientMessage =
   | { type: "unsubscribe"; channel: string; id?: RequestId }
   | { type: "publish"; channel: string; data: unknown; id?: RequestId; idempotencyKey?: string }
   | { type: "refresh"; token: string; id?: RequestId }
+  | { type: "rpc"; method: string; data: unknown; id?: RequestId }
   | { type: "ping"; id?: RequestId };
 
 /** Longest token a refresh may carry. */
 export const MAX_TOKEN_LENGTH = 8192;
 /** Longest epoch a resume may carry; epochs the server makes are far shorter. */
 export const MAX_EPOCH_LENGTH = 64;
+/** Longest rpc method name (docs/protocol.md). */
+export const MAX_METHOD_LENGTH = 64;
 /** Longest idempotency key (docs/protocol.md). */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 128;
 
@@ -118,6 +121,12 @@ export function toClientMessage(
         return fail("bad_request", `refresh needs a token (a string of 1-${MAX_TOKEN_LENGTH} characters)`);
       return withId({ type: "refresh" as const, token });
     }
+    case "rpc": {
+      const method = frame.method;
+      if (typeof method !== "string" || method.length === 0 || method.length > MAX_METHOD_LENGTH)
+        return fail("bad_request", `rpc needs a method (a string of 1-${MAX_METHOD_LENGTH} characters)`);
+      return withId({ type: "rpc" as const, method, data: frame.data ?? null });
+    }
     case "subscribe":
     case "unsubscribe":
     case "publish": {
@@ -148,7 +157,7 @@ export function toClientMessage(
     default:
       return fail(
         "unknown_type",
-        `unknown type ${JSON.stringify(frame.type)}; expected subscribe, unsubscribe, publish, refresh or ping`,
+        `unknown type ${JSON.stringify(frame.type)}; expected subscribe, unsubscribe, publish, refresh, rpc or ping`,
       );
   }
 }

@@ -28,6 +28,16 @@ export function errorText(
   return JSON.stringify({ type: "error", ...(id === undefined ? {} : { id }), code, message, ...extra });
 }
 
+/** An rpc call's answer: the backend's data. */
+export function rpcText(id: RequestId | undefined, data: unknown): string {
+  return JSON.stringify(id === undefined ? { type: "rpc", data } : { type: "rpc", id, data });
+}
+
+/** The server ends the connection (a close with `code` follows); `reconnect: false` asks the client to stay away. */
+export function disconnectText(code: number, reason: string, reconnect: boolean): string {
+  return JSON.stringify({ type: "disconnect", code, reason, reconnect });
+}
+
 export function reconnectText(delayMs: number, reason: string): string {
   return JSON.stringify({ type: "reconnect", delayMs, reason });
 }

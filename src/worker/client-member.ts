@@ -12,6 +12,16 @@ export const HARD_LIMIT_FACTOR = 4;
 const ID_PREFIX = randomBytes(6).toString("base64url");
 let lastId = 0;
 
+/** A serial for a connection about to be made: its id is known before the member exists (the connect hook's). */
+export function nextClientSerial(): number {
+  return ++lastId;
+}
+
+/** The client id of a serial. */
+export function clientIdOf(serial: number): string {
+  return `${ID_PREFIX}${serial.toString(36)}`;
+}
+
 /**
  * What every client connection holds, whatever its protocol: the token's claims, its rate budget and its
  * channels. Kept small: idle connections are most of a server's memory, so the channel set is made on first use.
@@ -28,13 +38,14 @@ export abstract class ClientMember implements Member {
   info: unknown = undefined;
   /** When the connection must be refreshed (unix seconds, from the connect hook's expireAt); 0: never. */
   expireAt = 0;
-  readonly #serial = ++lastId;
+  readonly #serial: number;
   readonly budget: TokenBucket;
   #channels: Set<string> | null = null;
   /** Since when its socket has held more than --max-buffered unsent (0: it has not). */
   #behindSince = 0;
 
-  constructor(claims: Claims | null, rate: number) {
+  constructor(claims: Claims | null, rate: number, serial = nextClientSerial()) {
+    this.#serial = serial;
     this.claims = claims;
     this.user = claims?.sub ?? null;
     this.budget = new TokenBucket(rate);
@@ -42,7 +53,7 @@ export abstract class ClientMember implements Member {
 
   /** The client's id, in hook calls, presence and webhooks. */
   get id(): string {
-    return `${ID_PREFIX}${this.#serial.toString(36)}`;
+    return clientIdOf(this.#serial);
   }
 
   get channels(): Set<string> {

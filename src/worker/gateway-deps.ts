@@ -1,4 +1,5 @@
 import type { Config } from "../config.js";
+import type { BackendHooks } from "../hooks/backend-hooks.js";
 import type { Logger } from "../log.js";
 import type { Namespaces } from "../namespaces.js";
 import type { TokenVerifier } from "./auth.js";
@@ -21,6 +22,8 @@ export type GatewayDeps = {
   counters: WorkerCounters;
   /** Open connections by user: each gateway adds a connection once it is open and removes it when it closes. */
   clients: ClientsByUser;
+  /** One per worker: the backend hooks (their --hook-concurrency bound is the worker's). */
+  hooks: BackendHooks;
   /** One per worker: both protocols' write passes are spaced by what they cost together. */
   flusher: FrameFlusher;
   log: Logger;

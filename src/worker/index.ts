@@ -1,5 +1,6 @@
 import { createServer } from "node:http";
 import type { Config } from "../config.js";
+import { BackendHooks } from "../hooks/backend-hooks.js";
 import { IPC_TAG } from "../ipc.js";
 import { createLogger } from "../log.js";
 import { Namespaces } from "../namespaces.js";
@@ -44,6 +45,7 @@ export function runWorker(config: Config, workerId: number): void {
   const namespaces = new Namespaces(config);
   const flusher = new FrameFlusher();
   const clients = new ClientsByUser();
+  const hooks = new BackendHooks(config, counters, log);
   const common = {
     config,
     namespaces,
@@ -53,6 +55,7 @@ export function runWorker(config: Config, workerId: number): void {
     verifyToken,
     counters,
     clients,
+    hooks,
     flusher,
     log,
   };

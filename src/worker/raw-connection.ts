@@ -25,8 +25,9 @@ export class RawConnection extends ClientMember {
     flusher: FrameFlusher,
     onSlow: (conn: RawConnection) => void,
     rate: number,
+    serial?: number,
   ) {
-    super(claims, rate);
+    super(claims, rate, serial);
     this.ws = ws;
     this.#socket = socket;
     this.#flusher = flusher;

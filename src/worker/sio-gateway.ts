@@ -1,7 +1,19 @@
 import type { Server as HttpServer, IncomingMessage } from "node:http";
 import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type Socket } from "socket.io";
+import type { Resume } from "../bus/bus.js";
 import { type ErrorCode, errorReply, type SwitchboardError } from "../errors.js";
+import { backendFields, type ConnectRequest, type HookSession } from "../hooks/backend-hooks.js";
+import {
+  applySession,
+  claimsOf,
+  connectError,
+  pickHeaders,
+  queryOf,
+  remoteAddrOf,
+} from "../hooks/connect-admission.js";
+import { SessionRefresher } from "../hooks/session-refresh.js";
+import { SubscribeGate } from "../hooks/subscribe-gate.js";
 import type { HistoryEntry } from "../ipc.js";
 import { isParseFailure, toClientMessage } from "../protocol/client-message.js";
 import { lostGap, publishedFields } from "../protocol/server-frames.js";
@@ -11,8 +23,16 @@ import type { GatewayDeps } from "./gateway-deps.js";
 import { SioMember, sioEvent } from "./sio-member.js";
 import { EXPIRED_MESSAGE, refreshedClaims, startExpirySweep } from "./token-refresh.js";
 
-/** Engine.IO's socket as we trim it: the request dropped once its token is read. */
-type EngineSocket = { request: (IncomingMessage & { _query?: object }) | null; requestToken?: string };
+/** What the connect hook gets of a session's first request, kept (only with a connect hook) until it is accepted. */
+type HookRequest = Pick<ConnectRequest, "remoteAddr" | "query" | "headers">;
+
+/** Engine.IO's socket as we trim it: the request dropped once its token (and what the connect hook needs) is read. */
+type EngineSocket = {
+  request: (IncomingMessage & { _query?: object }) | null;
+  requestToken?: string;
+  hookRequest?: HookRequest | undefined;
+  transport: { name: string };
+};
 
 type Ack = (
   reply:
@@ -38,6 +58,8 @@ export class SioGateway {
   readonly io: Server;
   readonly #d: GatewayDeps;
   readonly #publish: ClientPublish;
+  readonly #gate: SubscribeGate;
+  readonly #sessions: SessionRefresher;
   readonly #sweep: NodeJS.Timeout;
   readonly #expiry: NodeJS.Timeout | null;
   readonly #onEvent: (this: MemberSocket, event: string, ...args: unknown[]) => void;
@@ -45,7 +67,9 @@ export class SioGateway {
 
   constructor(server: HttpServer, d: GatewayDeps) {
     this.#d = d;
-    this.#publish = createClientPublish(d.config, d.namespaces, d.bus);
+    this.#publish = createClientPublish(d.config, d.namespaces, d.bus, d.hooks);
+    this.#gate = new SubscribeGate(d.hooks, d.namespaces, d.subscriptions);
+    this.#sessions = new SessionRefresher(d.hooks, (m) => this.#expire(m as SioMember));
     this.io = new Server(server, {
       path: "/socket.io/",
       adapter: createAdapter(),
@@ -65,6 +89,13 @@ export class SioGateway {
       const req = raw.request;
       if (!req) return;
       raw.requestToken = tokenOf(req);
+      if (d.hooks.connectHook) {
+        raw.hookRequest = {
+          remoteAddr: remoteAddrOf(req.headers, req.socket?.remoteAddress),
+          query: queryOf(req.url),
+          headers: pickHeaders(req.headers, d.hooks.headerNames),
+        };
+      }
       raw.request = null;
       req.rawHeaders = [];
       req.headers = {};
@@ -72,13 +103,25 @@ export class SioGateway {
     });
     this.io.use((socket, next) => {
       const auth = socket.handshake.auth as { token?: unknown };
-      const token =
-        (typeof auth?.token === "string" ? auth.token : undefined) ??
-        (socket.conn as EngineSocket).requestToken;
-      d.verifyToken(token).then(
-        (claims) => {
+      const conn = socket.conn as unknown as EngineSocket;
+      const token = (typeof auth?.token === "string" ? auth.token : undefined) ?? conn.requestToken;
+      claimsOf(d.verifyToken, token, d.hooks.connectHook).then(
+        async (claims) => {
           socket.data.claims = claims;
-          next();
+          if (!d.hooks.connectHook) return next();
+          const decision = await d.hooks.connect({
+            client: socket.id,
+            protocol: "socket.io",
+            transport: conn.transport.name === "polling" ? "polling" : "websocket",
+            ...(conn.hookRequest ?? { remoteAddr: "", query: {}, headers: {} }),
+          });
+          if (decision.kind === "accept") {
+            socket.data.session = decision.session;
+            return next();
+          }
+          if (decision.kind !== "disconnect")
+            d.counters.error(decision.kind === "refuse" ? "forbidden" : "backend_unavailable");
+          next(connectError(decision));
         },
         (err: Error) => {
           d.counters.error("unauthorized");
@@ -112,7 +155,9 @@ export class SioGateway {
     this.#expiry = startExpirySweep(d.config, (now) => {
       for (const socket of this.io.of("/").sockets.values()) {
         const member = (socket as MemberSocket)[MEMBER];
-        if (member && !unexpired(member.claims, now)) this.#expire(member);
+        if (!member) continue;
+        if (!unexpired(member.claims, now)) this.#expire(member);
+        else this.#sessions.check(member, now);
       }
     });
   }
@@ -128,10 +173,19 @@ export class SioGateway {
       this.#d.config.clientRate,
       this.#d.flusher,
     );
+    const session = socket.data.session as HookSession | undefined;
+    if (session) {
+      applySession(member, session);
+      this.#sessions.grant(member, session.expireAt);
+      delete socket.data.session;
+      (socket.conn as unknown as EngineSocket).hookRequest = undefined;
+    }
     socket[MEMBER] = member;
     this.#d.clients.opened(member);
     socket.onAny(this.#onEvent);
     socket.on("disconnect", this.#onDisconnect);
+    // The connect hook's channels: joined without the subscribe hook, and nothing is sent but their messages.
+    if (session) for (const channel of session.channels) this.#subscribe(member, channel, null, noAck, false);
   }
 
   /** Socket.IO events become the raw protocol's frames and go through the same checks (toClientMessage). */
@@ -141,11 +195,12 @@ export class SioGateway {
     if (!member.budget.take()) return this.#fail(ack, "rate_limited", "too many events per second");
     if (!unexpired(member.claims)) return this.#expire(member);
     if (event === "refresh") return this.#refresh(member, args[0], ack);
+    if (event === "rpc") return this.#rpc(member, args[0], args[1], ack);
     if (event !== "subscribe" && event !== "unsubscribe" && event !== "publish") {
       return this.#fail(
         ack,
         "bad_request",
-        `unknown event ${JSON.stringify(event)}; use subscribe, unsubscribe, publish or refresh`,
+        `unknown event ${JSON.stringify(event)}; use subscribe, unsubscribe, publish, refresh or rpc`,
       );
     }
     const [first, second, third] = args;
@@ -157,21 +212,35 @@ export class SioGateway {
     const msg = toClientMessage(frame as Record<string, unknown>, this.#d.config.maxChannelLength);
     if (isParseFailure(msg)) return this.#fail(ack, msg.error, msg.message);
     switch (msg.type) {
-      case "subscribe":
-        return this.#subscribe(member, msg.channel, msg.since, msg.epoch, ack);
+      case "subscribe": {
+        const resume = msg.since === undefined ? null : { since: msg.since, epoch: msg.epoch ?? null };
+        return this.#subscribe(member, msg.channel, resume, ack, true);
+      }
       case "unsubscribe":
+        this.#gate.cancel(member, msg.channel);
         this.#d.subscriptions.unsubscribe(member, msg.channel);
         this.#stopReplay(member, msg.channel);
         member.socket.leave(channelRoom(msg.channel));
         return ack({ ok: true });
       case "publish":
         return this.#publish(
-          member.claims,
+          member,
           msg,
           (r) => ack({ ok: true, ...publishedFields(r) }),
-          (err) => this.#fail(ack, err.code, err.message),
+          (err) => this.#fail(ack, err.code, err.message, backendFields(err)),
         );
     }
+  }
+
+  /** `socket.emit("rpc", method, data, ack)`: the backend's answer (--rpc-hook) as `{ok:true, data}`. */
+  #rpc(member: SioMember, method: unknown, data: unknown, ack: Ack): void {
+    const msg = toClientMessage({ type: "rpc", method, data }, this.#d.config.maxChannelLength);
+    if (isParseFailure(msg)) return this.#fail(ack, msg.error, msg.message);
+    if (msg.type !== "rpc") return;
+    this.#d.hooks.rpc(member, msg.method, msg.data).then(
+      (answer) => ack({ ok: true, data: answer }),
+      (err: SwitchboardError) => this.#fail(ack, err.code, err.message, backendFields(err)),
+    );
   }
 
   /** `socket.emit("refresh", token, ack)`: a new token for the same user; its `exp` replaces the old one. */
@@ -196,16 +265,14 @@ export class SioGateway {
     member.socket.disconnect(true);
   }
 
-  #subscribe(
-    member: SioMember,
-    name: string,
-    since: number | undefined,
-    epoch: string | undefined,
-    ack: Ack,
-  ): void {
-    const resume = since === undefined ? null : { since, epoch: epoch ?? null };
-    this.#d.subscriptions.subscribe(member, name, resume, (outcome) => {
-      if (!outcome.ok) return this.#fail(ack, outcome.error.code, outcome.error.message);
+  /** `viaHook`: a client's subscribe (asks the subscribe hook where configured), not the connect hook's channel. */
+  #subscribe(member: SioMember, name: string, resume: Resume | null, ack: Ack, viaHook: boolean): void {
+    const join = viaHook ? this.#gate : this.#d.subscriptions;
+    join.subscribe(member, name, resume, (outcome) => {
+      if (!outcome.ok) {
+        const { code, message } = outcome.error;
+        return this.#fail(ack, code, message, backendFields(outcome.error));
+      }
       const { offset, gap, history, recovered } = outcome;
       if (gap)
         this.#fail(ack, "history_gap", gap.message, { reason: gap.reason, offset, epoch: outcome.epoch });
@@ -322,6 +389,8 @@ function options(arg: unknown): Record<string, unknown> {
     ? { idempotencyKey: (arg as { idempotencyKey?: unknown }).idempotencyKey }
     : {};
 }
+
+function noAck(): void {}
 
 function tick(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -27,9 +27,12 @@ export async function refreshedClaims(
   return next;
 }
 
-/** Runs `sweep(now)` every second while connection tokens are in use; returns the timer (null when unused). */
+/**
+ * Runs `sweep(now)` every second while connections can expire: connection tokens (`exp`) or a connect hook
+ * (`expireAt`) in use; returns the timer (null when neither is).
+ */
 export function startExpirySweep(config: Config, sweep: (nowMs: number) => void): NodeJS.Timeout | null {
-  if (!config.jwtSecret && !config.jwtPublicKey) return null;
+  if (!config.jwtSecret && !config.jwtPublicKey && !config.connectHook) return null;
   const timer = setInterval(() => sweep(Date.now()), EXPIRY_SWEEP_MS);
   timer.unref();
   return timer;

@@ -3,6 +3,18 @@ import type { Socket } from "node:net";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
 import type { Resume } from "../bus/bus.js";
 import { CLOSE_RESTART, type ErrorCode, errorCodes, errorReply, type SwitchboardError } from "../errors.js";
+import { backendFields, type HookSession } from "../hooks/backend-hooks.js";
+import {
+  applySession,
+  claimsOf,
+  closeReason,
+  pickHeaders,
+  queryOf,
+  remoteAddrOf,
+  upgradeRefusal,
+} from "../hooks/connect-admission.js";
+import { SessionRefresher } from "../hooks/session-refresh.js";
+import { SubscribeGate } from "../hooks/subscribe-gate.js";
 import { endWithJson } from "../http-reply.js";
 import {
   type ClientMessage,
@@ -13,6 +25,7 @@ import {
 } from "../protocol/client-message.js";
 import {
   ackText,
+  disconnectText,
   encodeTextFrame,
   errorText,
   gapFields,
@@ -21,9 +34,10 @@ import {
   pongText,
   publishedFields,
   reconnectText,
+  rpcText,
 } from "../protocol/server-frames.js";
 import { type Claims, tokenOf, unexpired } from "./auth.js";
-import type { ClientMember } from "./client-member.js";
+import { type ClientMember, clientIdOf, nextClientSerial } from "./client-member.js";
 import { type ClientPublish, createClientPublish } from "./client-publish.js";
 import type { GatewayDeps } from "./gateway-deps.js";
 import { RawConnection } from "./raw-connection.js";
@@ -52,6 +66,8 @@ export class WsGateway {
   readonly #wss: WebSocketServer;
   readonly connections = new Set<RawConnection>();
   readonly #publish: ClientPublish;
+  readonly #gate: SubscribeGate;
+  readonly #sessions: SessionRefresher;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #expiry: NodeJS.Timeout | null;
   // Every connection shares these listeners instead of closures of its own (about 1 KiB per idle connection).
@@ -62,7 +78,9 @@ export class WsGateway {
 
   constructor(server: Server, d: WsGatewayDeps) {
     this.#d = d;
-    this.#publish = createClientPublish(d.config, d.namespaces, d.bus);
+    this.#publish = createClientPublish(d.config, d.namespaces, d.bus, d.hooks);
+    this.#gate = new SubscribeGate(d.hooks, d.namespaces, d.subscriptions);
+    this.#sessions = new SessionRefresher(d.hooks, (m) => this.#expire(m as RawConnection));
     // Frames between max-payload and 4x get a too_large error and the connection stays; beyond that ws closes 1009.
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -86,7 +104,10 @@ export class WsGateway {
     this.#heartbeat = setInterval(() => this.#beat(), d.config.pingIntervalMs);
     this.#heartbeat.unref();
     this.#expiry = startExpirySweep(d.config, (now) => {
-      for (const conn of this.connections) if (!unexpired(conn.claims, now)) this.#expire(conn);
+      for (const conn of this.connections) {
+        if (!unexpired(conn.claims, now)) this.#expire(conn);
+        else this.#sessions.check(conn, now);
+      }
     });
   }
 
@@ -96,17 +117,54 @@ export class WsGateway {
     socket.on("error", destroySocket);
     if (path !== "/ws") return rejectUpgrade(socket, "not_found", "WebSocket endpoint is /ws");
     if (!this.#d.accepting()) return rejectUpgrade(socket, "unavailable", "server is draining");
+    const hooks = this.#d.hooks;
     let claims: Claims | null;
     try {
-      claims = await this.#d.verifyToken(tokenOf(req));
+      claims = await claimsOf(this.#d.verifyToken, tokenOf(req), hooks.connectHook);
     } catch (err) {
       this.#d.counters.error("unauthorized");
       return rejectUpgrade(socket, "unauthorized", (err as Error).message);
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, socket, claims));
+    if (!hooks.connectHook) {
+      return this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, socket, claims, null));
+    }
+    // The id is made now so the connect hook and everything after it know the client by the same one.
+    const serial = nextClientSerial();
+    const decision = await hooks.connect({
+      client: clientIdOf(serial),
+      protocol: "ws",
+      transport: "websocket",
+      remoteAddr: remoteAddrOf(req.headers, socket.remoteAddress),
+      query: queryOf(req.url),
+      headers: pickHeaders(req.headers, hooks.headerNames),
+    });
+    if (socket.destroyed) return; // the client gave up while the backend was asked
+    switch (decision.kind) {
+      case "accept":
+        return this.#wss.handleUpgrade(req, socket, head, (ws) =>
+          this.#open(ws, socket, claims, decision.session, serial),
+        );
+      case "disconnect":
+        // Accepted only to say why, in a frame the client can read, and with a close code it acts on.
+        return this.#wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.send(disconnectText(decision.code, decision.reason, false));
+          ws.close(decision.code, closeReason(decision.reason));
+        });
+      default: {
+        this.#d.counters.error(decision.kind === "refuse" ? "forbidden" : "backend_unavailable");
+        const { status, body, headers } = upgradeRefusal(decision);
+        return endWithJson(socket, status, body, headers);
+      }
+    }
   }
 
-  #open(ws: ConnectedWebSocket, socket: Socket, claims: Claims | null): void {
+  #open(
+    ws: ConnectedWebSocket,
+    socket: Socket,
+    claims: Claims | null,
+    session: HookSession | null,
+    serial?: number,
+  ): void {
     const conn = new RawConnection(
       ws,
       socket,
@@ -114,7 +172,12 @@ export class WsGateway {
       this.#d.flusher,
       this.#onSlow,
       this.#d.config.clientRate,
+      serial,
     );
+    if (session) {
+      applySession(conn, session);
+      this.#sessions.grant(conn, session.expireAt);
+    }
     ws[CONNECTION] = conn;
     this.connections.add(conn);
     this.#d.clients.opened(conn);
@@ -122,6 +185,14 @@ export class WsGateway {
     ws.on("pong", markAlive);
     ws.on("error", this.#onError);
     ws.on("close", this.#onClose);
+    if (session) for (const channel of session.channels) this.#subscribeServerSide(conn, channel);
+  }
+
+  /** A channel the connect hook named: joined without the subscribe hook, and without an ack (nothing asked). */
+  #subscribeServerSide(conn: RawConnection, channel: string): void {
+    this.#d.subscriptions.subscribe(conn, channel, null, (outcome) => {
+      if (!outcome.ok) this.#d.log.debug({ channel, err: outcome.error }, "connect hook channel not joined");
+    });
   }
 
   #closed(conn: RawConnection): void {
@@ -173,6 +244,7 @@ export class WsGateway {
           (err: SwitchboardError) => this.#error(conn, err.code, err.message, msg.id),
         );
       case "unsubscribe":
+        this.#gate.cancel(conn, msg.channel);
         this.#d.subscriptions.unsubscribe(conn, msg.channel);
         return this.#ack(conn, msg.id);
       case "subscribe": {
@@ -181,17 +253,25 @@ export class WsGateway {
       }
       case "publish":
         return this.#publish(
-          conn.claims,
+          conn,
           msg,
           (r) => this.#ack(conn, msg.id, publishedFields(r)),
-          (err) => this.#error(conn, err.code, err.message, msg.id),
+          (err) => this.#error(conn, err.code, err.message, msg.id, backendFields(err)),
+        );
+      case "rpc":
+        return void this.#d.hooks.rpc(conn, msg.method, msg.data).then(
+          (data) => this.#text(conn, rpcText(msg.id, data)),
+          (err: SwitchboardError) => this.#error(conn, err.code, err.message, msg.id, backendFields(err)),
         );
     }
   }
 
   #subscribe(conn: RawConnection, channel: string, resume: Resume | null, id: RequestId | undefined): void {
-    this.#d.subscriptions.subscribe(conn, channel, resume, (outcome) => {
-      if (!outcome.ok) return this.#error(conn, outcome.error.code, outcome.error.message, id);
+    this.#gate.subscribe(conn, channel, resume, (outcome) => {
+      if (!outcome.ok) {
+        const { code, message } = outcome.error;
+        return this.#error(conn, code, message, id, backendFields(outcome.error));
+      }
       const { gap, history, offset, epoch, recovered } = outcome;
       if (gap) this.#error(conn, "history_gap", gap.message, id, gapFields(channel, offset, epoch, gap));
       else this.#ack(conn, id, { channel, offset, epoch, ...(recovered ? { recovered } : {}) });

@@ -89,7 +89,7 @@ describe("parseClientMessage", () => {
     assert.equal((parse({ channel: "x" }) as { error: string }).error, "bad_request");
     assert.deepEqual(parse({ type: "jump", id: 7 }), {
       error: "unknown_type",
-      message: 'unknown type "jump"; expected subscribe, unsubscribe, publish, refresh or ping',
+      message: 'unknown type "jump"; expected subscribe, unsubscribe, publish, refresh, rpc or ping',
       id: 7,
     });
     assert.equal((parse({ type: "subscribe", channel: 5 }) as { error: string }).error, "invalid_channel");
