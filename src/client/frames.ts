@@ -17,6 +17,7 @@ export type ClientFrame =
   | { type: "unsubscribe"; channel: string; id: RequestId }
   | { type: "publish"; channel: string; data: unknown; id: RequestId; idempotencyKey: string }
   | { type: "refresh"; token: string; id: RequestId }
+  | { type: "rpc"; method: string; data: unknown; id: RequestId }
   | { type: "ping"; id: RequestId };
 
 export type AckFrame = {
@@ -40,14 +41,21 @@ export type ErrorFrame = {
   offset?: number;
   epoch?: string;
   reason?: string;
+  /** The backend's own code when a hook refused. */
+  backendCode?: unknown;
 };
+
+/** The server ends the connection; with `reconnect: false` the client must not come back (close 4010 follows). */
+export type DisconnectFrame = { type: "disconnect"; code: number; reason: string; reconnect: boolean };
 
 export type ServerFrame =
   | AckFrame
   | ErrorFrame
   | { type: "message"; channel: string; data: unknown; offset?: number }
   | { type: "pong"; id?: RequestId }
-  | { type: "reconnect"; delayMs: number; reason?: string };
+  | { type: "reconnect"; delayMs: number; reason?: string }
+  | { type: "rpc"; id?: RequestId; data: unknown }
+  | DisconnectFrame;
 
 /** One text frame as a ServerFrame, or null when it is not JSON or of a type the SDK does not know. */
 export function parseServerFrame(data: unknown): ServerFrame | null {
@@ -64,6 +72,8 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
     case "message":
     case "pong":
     case "reconnect":
+    case "rpc":
+    case "disconnect":
       return frame as ServerFrame;
     default:
       return null;

@@ -8,6 +8,7 @@ import {
   type PublishResult,
 } from "./publish-queue.js";
 import { randomKey } from "./random-key.js";
+import { type PendingRpc, RpcCalls } from "./rpc-calls.js";
 import {
   type ChannelTracker,
   ChannelTrackers,
@@ -28,6 +29,8 @@ export interface SocketIOLike {
   on(event: string, listener: Listener): unknown;
   off(event: string, listener: Listener): unknown;
   emit(event: string, ...args: unknown[]): unknown;
+  /** socket.io-client's: asked again after a backend_unavailable refusal (it does not retry those itself). */
+  connect?(): unknown;
 }
 
 export type SocketIOSubscriptionsOptions = {
@@ -35,6 +38,7 @@ export type SocketIOSubscriptionsOptions = {
   minRetryDelayMs?: number;
   maxRetryDelayMs?: number;
   publishTimeoutMs?: number;
+  rpcTimeoutMs?: number;
   random?: () => number;
 };
 
@@ -50,7 +54,8 @@ type Reply = {
   epoch?: string;
   recovered?: boolean;
   duplicate?: boolean;
-  error?: GapReport & { code: string; message: string };
+  error?: GapReport & { code: string; message: string; backendCode?: unknown };
+  data?: unknown;
 };
 
 /**
@@ -65,6 +70,10 @@ export class SocketIOSubscriptions {
   /** The connection each subscription was last sent on; a subscription already sent on this one is not resent. */
   readonly #sentOn = new WeakMap<ChannelTracker, number>();
   readonly #publishes: PublishQueue;
+  readonly #rpcs: RpcCalls;
+  /** Connection attempts the backend refused as unavailable in a row, and the timer of the next one. */
+  #refusals = 0;
+  #connectTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #events = new Emitter<SocketIOSubscriptionsEvents>();
   readonly #o: Required<SocketIOSubscriptionsOptions>;
   /** The retry delay for an attempt (requests the server refused for a passing reason). */
@@ -74,16 +83,42 @@ export class SocketIOSubscriptions {
   #closed = false;
 
   readonly #onConnect = () => {
+    this.#refusals = 0;
     for (const tracker of this.#channels.values()) {
       if (this.#sentOn.get(tracker) !== this.#connection) this.#sendSubscribe(tracker);
     }
     this.#publishes.flush();
+    this.#rpcs.flush();
   };
 
   readonly #onDisconnect = () => {
     this.#connection += 1;
     for (const tracker of this.#channels.values()) tracker.cancelRetry();
     this.#publishes.connectionLost();
+    this.#rpcs.connectionLost();
+  };
+
+  /**
+   * socket.io-client retries a lost link by itself, not a connection the server refused: one refused because the
+   * backend was unavailable is asked again after a backoff; one the backend disconnected for good is reported.
+   */
+  readonly #onConnectError = (err: unknown) => {
+    const data = (err as { data?: { code?: unknown; reason?: unknown } } | null)?.data;
+    if (data?.code === "disconnected") {
+      this.#events.emit(
+        "error",
+        new SwitchboardClientError("disconnected", String(data.reason ?? "disconnected")),
+      );
+      return;
+    }
+    if (data?.code !== "backend_unavailable" || !this.#socket.connect || this.#connectTimer) return;
+    this.#connectTimer = setTimeout(
+      () => {
+        this.#connectTimer = null;
+        if (!this.#closed && !this.#socket.connected) this.#socket.connect?.();
+      },
+      this.#backoff(this.#refusals++),
+    );
   };
 
   readonly #onMessage = (channel: unknown, data: unknown, meta: unknown) => {
@@ -104,11 +139,14 @@ export class SocketIOSubscriptions {
       minRetryDelayMs: options.minRetryDelayMs ?? 500,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 20_000,
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
+      rpcTimeoutMs: options.rpcTimeoutMs ?? 30_000,
       random: options.random ?? Math.random,
     };
     this.#backoff = backoffFor(this.#o.minRetryDelayMs, this.#o.maxRetryDelayMs, this.#o.random);
     this.#publishes = new PublishQueue((p) => this.#sendPublish(p), this.#backoff, this.#o.publishTimeoutMs);
+    this.#rpcs = new RpcCalls((call) => this.#sendRpc(call), this.#o.rpcTimeoutMs);
     socket.on("connect", this.#onConnect);
+    socket.on("connect_error", this.#onConnectError);
     socket.on("disconnect", this.#onDisconnect);
     socket.on("message", this.#onMessage);
     socket.on("gap", this.#onGap);
@@ -138,16 +176,27 @@ export class SocketIOSubscriptions {
     return this.#publishes.add(channel, data, options.idempotencyKey ?? randomKey());
   }
 
-  /** Stops listening to the socket (which stays the app's) and rejects pending publishes with code `closed`. */
+  /** Like Switchboard.rpc: the backend's answer to `method`; never sent twice. */
+  rpc(method: string, data: unknown = null): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new SwitchboardClientError("closed", "close() was called"));
+    return this.#rpcs.add(method, data);
+  }
+
+  /** Stops listening to the socket (which stays the app's); rejects pending publishes and rpc calls (`closed`). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
     for (const tracker of [...this.#channels.values()]) tracker.unsubscribe();
     this.#socket.off("connect", this.#onConnect);
     this.#socket.off("disconnect", this.#onDisconnect);
     this.#socket.off("message", this.#onMessage);
     this.#socket.off("gap", this.#onGap);
-    this.#publishes.rejectAll(new SwitchboardClientError("closed", "close() was called"));
+    this.#socket.off("connect_error", this.#onConnectError);
+    const err = new SwitchboardClientError("closed", "close() was called");
+    this.#publishes.rejectAll(err);
+    this.#rpcs.rejectAll(err);
   }
 
   #sendSubscribe(tracker: ChannelTracker): void {
@@ -188,6 +237,19 @@ export class SocketIOSubscriptions {
         else this.#publishes.acked(p, reply ?? {});
       },
     );
+    return true;
+  }
+
+  #sendRpc(call: PendingRpc): boolean {
+    if (!this.#socket.connected) return false;
+    const connection = this.#connection;
+    this.#socket.emit("rpc", call.method, call.data, (reply: Reply | undefined) => {
+      if (connection !== this.#connection) return; // already rejected as connection_lost
+      const error = reply?.error;
+      if (error)
+        this.#rpcs.failed(call, new SwitchboardClientError(error.code, error.message, error.backendCode));
+      else this.#rpcs.answered(call, reply?.data ?? null);
+    });
     return true;
   }
 

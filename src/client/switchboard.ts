@@ -10,6 +10,7 @@ import {
   type PublishResult,
 } from "./publish-queue.js";
 import { randomKey } from "./random-key.js";
+import { type PendingRpc, RpcCalls } from "./rpc-calls.js";
 import {
   type ChannelTracker,
   ChannelTrackers,
@@ -30,7 +31,10 @@ import {
 
 type Timer = ReturnType<typeof setTimeout>;
 
-/** disconnected: not connected (before connect(), or waiting to reconnect); closed: disconnect() was called. */
+/**
+ * disconnected: not connected (before connect(), or waiting to reconnect); closed: for good, disconnect() was
+ * called or the backend ended the connection and asked it not to reconnect (close 4010).
+ */
 export type ConnectionState = "disconnected" | "connecting" | "connected" | "closed";
 
 export type SwitchboardOptions = {
@@ -48,6 +52,8 @@ export type SwitchboardOptions = {
   heartbeatTimeoutMs?: number;
   /** A publish not acknowledged within this long rejects with code `timeout`. */
   publishTimeoutMs?: number;
+  /** An rpc call not answered within this long (waiting for a connection included) rejects with code `timeout`. */
+  rpcTimeoutMs?: number;
   /** A subscribe not answered within this long means the link is broken: reconnect and resume. */
   subscribeTimeoutMs?: number;
   /** Random numbers in [0, 1) for the backoff jitter (tests make it deterministic). */
@@ -64,12 +70,15 @@ export type SwitchboardEvents = {
 type Pending =
   | { kind: "subscribe"; tracker: ChannelTracker; timer: Timer }
   | { kind: "publish"; publish: PendingPublish }
-  | { kind: "refresh"; token: string };
+  | { kind: "refresh"; token: string }
+  | { kind: "rpc"; call: PendingRpc };
 
 /** The server closes with this when the connection's token expired without a refresh. */
 const CLOSE_TOKEN_EXPIRED = 4001;
 /** What the SDK reports for a socket it gave up on itself (no close frame was received). */
 const CLOSE_ABNORMAL = 1006;
+/** The backend ended the connection and asked it not to come back (4009 is the same, reconnect allowed). */
+const CLOSE_NO_RECONNECT = 4010;
 
 /**
  * A raw-protocol (/ws) client that keeps its subscriptions through every kind of loss: it reconnects (the
@@ -86,6 +95,7 @@ export class Switchboard {
   readonly #events = new Emitter<SwitchboardEvents>();
   readonly #channels: ChannelTrackers;
   readonly #publishes: PublishQueue;
+  readonly #rpcs: RpcCalls;
   readonly #heartbeat: Heartbeat;
   #state: ConnectionState = "disconnected";
   #started = false;
@@ -101,6 +111,8 @@ export class Switchboard {
   #failures = 0;
   /** delayMs of the server's `reconnect` frame on the current socket (it is draining). */
   #serverDelayMs: number | null = null;
+  /** The reason of a `disconnect` frame with `reconnect: false` on the current socket: do not come back. */
+  #stayAway: string | null = null;
   /** A 4001 close was already answered with an immediate reconnect since the last good link. */
   #refreshedOnExpiry = false;
   /** The token of the current connection, and the timer that refreshes it in-band before it expires. */
@@ -121,11 +133,13 @@ export class Switchboard {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 25_000,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
+      rpcTimeoutMs: options.rpcTimeoutMs ?? 30_000,
       subscribeTimeoutMs: options.subscribeTimeoutMs ?? 15_000,
       random: options.random ?? Math.random,
     };
     this.#backoff = backoffFor(this.#o.minReconnectDelayMs, this.#o.maxReconnectDelayMs, this.#o.random);
     this.#publishes = new PublishQueue((p) => this.#sendPublish(p), this.#backoff, this.#o.publishTimeoutMs);
+    this.#rpcs = new RpcCalls((call) => this.#sendRpc(call), this.#o.rpcTimeoutMs);
     this.#heartbeat = new Heartbeat(
       this.#o.heartbeatIntervalMs,
       this.#o.heartbeatTimeoutMs,
@@ -150,17 +164,23 @@ export class Switchboard {
     void this.#attempt();
   }
 
-  /** Final: closes the connection, stops reconnecting, rejects pending publishes with code `closed`. */
+  /** Final: closes the connection, stops reconnecting, rejects pending publishes and rpc calls with code `closed`. */
   disconnect(): void {
     if (this.#state === "closed") return;
     const ws = this.#ws;
     this.#lose();
     if (ws) abandon(ws, true);
+    this.#end(new SwitchboardClientError("closed", "disconnect() was called"));
+  }
+
+  /** For good: no reconnect, every subscription dropped, everything pending rejected with `err`. */
+  #end(err: SwitchboardClientError): void {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     for (const t of [...this.#channels.values()]) t.unsubscribe();
     this.#setState("closed");
-    this.#publishes.rejectAll(new SwitchboardClientError("closed", "disconnect() was called"));
+    this.#publishes.rejectAll(err);
+    this.#rpcs.rejectAll(err);
   }
 
   /**
@@ -186,6 +206,18 @@ export class Switchboard {
     return this.#publishes.add(channel, data, options.idempotencyKey ?? randomKey());
   }
 
+  /**
+   * Calls `method` on the backend (--rpc-hook) and resolves with its answer's data; rejects with the server's code
+   * (`forbidden` with the backend's `backendCode` when it refused), `connection_lost` when the connection dropped
+   * before the answer (never sent twice), `timeout` after rpcTimeoutMs. Made while disconnected, it waits.
+   */
+  rpc(method: string, data: unknown = null): Promise<unknown> {
+    if (this.#state === "closed") {
+      return Promise.reject(new SwitchboardClientError("closed", "disconnect() was called"));
+    }
+    return this.#rpcs.add(method, data);
+  }
+
   async #attempt(): Promise<void> {
     this.#retryTimer = null;
     this.#setState("connecting");
@@ -206,6 +238,7 @@ export class Switchboard {
     }
     this.#ws = ws;
     this.#serverDelayMs = null;
+    this.#stayAway = null;
     ws.onopen = () => this.#opened(ws);
     ws.onmessage = (event) => this.#received(ws, event.data);
     ws.onclose = (event) => this.#closed(ws, event.code);
@@ -230,6 +263,7 @@ export class Switchboard {
       this.#sendSubscribe(tracker);
     }
     this.#publishes.flush();
+    this.#rpcs.flush();
     this.#setState("connected");
     this.#checkGood();
     this.#scheduleRefresh(this.#token);
@@ -282,6 +316,15 @@ export class Switchboard {
         }
         return;
       }
+      case "rpc": {
+        const pending = this.#takeReply(frame.id);
+        if (pending?.kind === "rpc") this.#rpcs.answered(pending.call, frame.data);
+        return;
+      }
+      case "disconnect":
+        // The backend ends this connection; its close follows. With reconnect: false, for good.
+        if (frame.reconnect === false) this.#stayAway = frame.reason || "disconnected by the server";
+        return;
       case "error":
         return this.#serverError(frame);
       case "reconnect":
@@ -297,6 +340,11 @@ export class Switchboard {
     const pending = this.#takeReply(frame.id);
     if (pending?.kind === "publish") {
       this.#publishes.failed(pending.publish, frame.code, frame.message);
+      return;
+    }
+    if (pending?.kind === "rpc") {
+      const err = new SwitchboardClientError(frame.code, frame.message, frame.backendCode);
+      this.#rpcs.failed(pending.call, err);
       return;
     }
     if (pending?.kind === "subscribe") {
@@ -331,6 +379,14 @@ export class Switchboard {
     this.#lose();
     abandon(ws, false);
     if (this.#state === "closed") return;
+    if (this.#stayAway !== null || code === CLOSE_NO_RECONNECT) {
+      const err = new SwitchboardClientError(
+        "disconnected",
+        this.#stayAway ?? "the server asked not to reconnect",
+      );
+      this.#events.emit("error", err);
+      return this.#end(err);
+    }
     let delayMs: number;
     if (this.#serverDelayMs !== null) {
       delayMs = this.#serverDelayMs;
@@ -368,6 +424,7 @@ export class Switchboard {
     this.#awaiting = new Set();
     for (const t of this.#channels.values()) t.cancelRetry();
     this.#publishes.connectionLost();
+    this.#rpcs.connectionLost();
   }
 
   #retryIn(delayMs: number): void {
@@ -399,6 +456,14 @@ export class Switchboard {
     const id = this.#nextId++;
     this.#replies.set(id, { kind: "publish", publish: p });
     this.#send({ type: "publish", channel: p.channel, data: p.data, id, idempotencyKey: p.idempotencyKey });
+    return true;
+  }
+
+  #sendRpc(call: PendingRpc): boolean {
+    if (!this.#live) return false;
+    const id = this.#nextId++;
+    this.#replies.set(id, { kind: "rpc", call });
+    this.#send({ type: "rpc", method: call.method, data: call.data, id });
     return true;
   }
 

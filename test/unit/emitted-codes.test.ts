@@ -11,7 +11,7 @@ import { closeCodes, errorCodes } from "../../src/errors.js";
 import { ROOT } from "../helpers/server.js";
 
 /** The server's own source: what runs in the primary and the workers (not the SDK, the bench or the promote tool). */
-const SERVER_DIRS = ["src/primary", "src/worker", "src/bus", "src/protocol"];
+const SERVER_DIRS = ["src/primary", "src/worker", "src/bus", "src/protocol", "src/hooks"];
 const SERVER_FILES = ["src/readiness.ts", "src/http-reply.ts", "src/errors.ts"];
 
 function files(dir: string): string[] {
