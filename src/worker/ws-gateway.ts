@@ -139,6 +139,7 @@ export class WsGateway {
       headers: pickHeaders(req.headers, hooks.headerNames),
     });
     if (socket.destroyed) return; // the client gave up while the backend was asked
+    if (!this.#d.accepting()) return rejectUpgrade(socket, "unavailable", "server is draining");
     switch (decision.kind) {
       case "accept":
         return this.#wss.handleUpgrade(req, socket, head, (ws) =>

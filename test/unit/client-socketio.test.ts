@@ -227,4 +227,47 @@ describe("SocketIOSubscriptions (fake socket)", () => {
     socket.fire("message", "news", 0, { offset: 1 });
     assert.deepEqual(r.got, []);
   });
+  it("rpc: emitted while connected, resolves with the data, rejects with code and backendCode", async () => {
+    const { socket, subs } = setup();
+    const call = subs.rpc("echo", [1]);
+    assert.equal(socket.count("rpc"), 0, "waits for a connection");
+    socket.connect();
+    const sent = socket.last("rpc");
+    assert.deepEqual(sent.args, ["echo", [1]]);
+    sent.ack({ ok: true, data: [1] });
+    assert.deepEqual(await call, [1]);
+    const refused = subs.rpc("fail", null);
+    socket.last("rpc").ack({ error: { code: "forbidden", message: "nope", backendCode: 42 } });
+    await assert.rejects(
+      refused,
+      (e: Error & { code?: string; backendCode?: unknown }) => e.backendCode === 42,
+    );
+    const lost = subs.rpc("slow", null);
+    socket.disconnect();
+    await assert.rejects(lost, (e: Error & { code?: string }) => e.code === "connection_lost");
+  });
+
+  it("asks again after a connect refused as backend_unavailable; not after a disconnect for good", () => {
+    const { socket, subs } = setup();
+    const errors: Error[] = [];
+    subs.on("error", (e) => void errors.push(e));
+    let connects = 0;
+    const connect = socket.connect.bind(socket);
+    socket.connect = () => {
+      connects += 1;
+      connect();
+    };
+    socket.fire("connect_error", Object.assign(new Error("down"), { data: { code: "backend_unavailable" } }));
+    assert.equal(connects, 0);
+    mock.timers.tick(500);
+    assert.equal(connects, 1);
+    socket.disconnect();
+    socket.fire(
+      "connect_error",
+      Object.assign(new Error("go"), { data: { code: "disconnected", reason: "go" } }),
+    );
+    mock.timers.tick(60_000);
+    assert.equal(connects, 1);
+    assert.equal((errors[0] as Error & { code?: string }).code, "disconnected");
+  });
 });

@@ -571,4 +571,71 @@ describe("Switchboard client (fake WebSocket)", () => {
     assert.deepEqual(seen, [1, 2]);
     assert.ok(errors.some((e) => e.message === "app bug"));
   });
+  it("rpc: waits for the connection, resolves with the data, rejects with code and backendCode, never resends", async () => {
+    const { sb, opened, current } = setup();
+    const first = sb.rpc("echo", { n: 1 });
+    sb.connect();
+    let s = opened();
+    const sent = s.last("rpc");
+    assert.deepEqual([sent.method, sent.data], ["echo", { n: 1 }]);
+    s.frame({ type: "rpc", id: sent.id, data: { n: 1 } });
+    assert.deepEqual(await first, { n: 1 });
+    const refused = sb.rpc("fail");
+    s.frame({ type: "error", id: s.last("rpc").id, code: "forbidden", message: "nope", backendCode: 42 });
+    await assert.rejects(refused, (e: Error & { code?: string; backendCode?: unknown }) => {
+      return e.code === "forbidden" && e.backendCode === 42 && e.message === "nope";
+    });
+    const lost = sb.rpc("slow");
+    s.drop();
+    await assert.rejects(lost, (e: Error & { code?: string }) => e.code === "connection_lost");
+    mock.timers.tick(500);
+    s = opened();
+    assert.equal(current().sent.filter((f) => f.type === "rpc").length, 0, "a lost call is not sent again");
+  });
+
+  it("retries a subscribe refused as backend_unavailable with a backoff, on the same socket", () => {
+    const { sb, opened } = setup();
+    const r = recorder();
+    sb.subscribe("gated", r.handlers);
+    sb.connect();
+    const s = opened();
+    const first = s.last("subscribe");
+    s.frame({ type: "error", id: first.id, code: "backend_unavailable", message: "hook timed out" });
+    assert.deepEqual(r.errors, []);
+    mock.timers.tick(500);
+    const retry = s.last("subscribe");
+    assert.notEqual(retry.id, first.id);
+    s.frame({ type: "ack", id: retry.id, offset: 0, epoch: "e" });
+    assert.equal(r.subscribed.length, 1);
+  });
+
+  it("a disconnect frame with reconnect false, or close 4010, ends the client; 4009 reconnects", async () => {
+    const told = setup();
+    const pending = told.sb.publish("chat:1", 1);
+    told.sb.connect();
+    let s = told.opened();
+    s.frame({ type: "disconnect", code: 4011, reason: "banned", reconnect: false });
+    s.drop(4011);
+    assert.equal(told.sb.state, "closed");
+    await assert.rejects(pending, (e: Error & { code?: string }) => e.code === "disconnected");
+    assert.ok(told.errors.some((e) => (e as Error & { code?: string }).code === "disconnected"));
+    mock.timers.tick(60_000);
+    assert.equal(told.sockets.length, 1, "no reconnect");
+
+    const closed = setup();
+    closed.sb.connect();
+    closed.opened().drop(4010);
+    assert.equal(closed.sb.state, "closed");
+    mock.timers.tick(60_000);
+    assert.equal(closed.sockets.length, 1);
+
+    const again = setup();
+    again.sb.connect();
+    again.opened().drop(4009);
+    assert.equal(again.sb.state, "disconnected");
+    mock.timers.tick(500);
+    s = again.opened();
+    assert.equal(again.sockets.length, 2);
+    assert.equal(again.sb.state, "connected");
+  });
 });
