@@ -1,5 +1,6 @@
 import type { JoinReply, Published } from "./bus/bus.js";
 import type { Config } from "./config.js";
+import type { ErrorCode } from "./errors.js";
 import type { Readiness } from "./readiness.js";
 
 /**
@@ -26,7 +27,31 @@ export type UpOp =
   /** No local subscriber is left for `channel`. */
   | ["unsub", channel: string]
   | ["pub", rid: number, messages: OutgoingMessage[]]
-  | ["stats", stats: WorkerStats];
+  | ["stats", stats: WorkerStats]
+  /** A client joined a presence channel here (`infoJson`: the connect hook's info, or null). */
+  | ["pjoin", channel: string, client: string, user: string | null, infoJson: string | null]
+  | ["pleave", channel: string, client: string]
+  /** A connection closed (for the connection_closed webhook; sent only with --webhook). */
+  | ["closed", client: string, user: string | null, reason: string]
+  /** A question for the primary (server API: presence, history, channels, user actions); answered by `answer`. */
+  | ["ask", rid: number, question: Question];
+
+/** What the server API asks the primary (docs/backend.md). */
+export type Question =
+  | { kind: "presence"; channel: string }
+  | { kind: "presenceStats"; channel: string }
+  | { kind: "history"; channel: string; since: number | null; epoch: string | null; limit: number }
+  | { kind: "channels"; pattern: string | null; cursor: string | null; limit: number }
+  | { kind: "userAction"; action: UserAction };
+
+/** What the server API does to a user's connections on every worker of every host. */
+export type UserAction =
+  | { kind: "disconnect"; user: string; code: number; reason: string; reconnect: boolean }
+  | { kind: "unsubscribe"; user: string; channel: string }
+  | { kind: "refresh"; user: string; expireAt: number };
+
+/** A presence entry: one client in a channel. */
+export type PresenceEntry = { client: string; user: string | null; info: unknown };
 
 /** Primary → worker events. */
 export type DownEvent =
@@ -35,7 +60,13 @@ export type DownEvent =
   /** One offset per message; the epoch once when all share it (the usual case); indexes of repeated keys. */
   | ["pubok", rid: number, offsets: number[], epochs: string | string[], duplicates: number[] | null]
   /** Messages of `channel` may not have reached this host: subscribers' position is now (epoch, offset). */
-  | ["lost", channel: string, offset: number, epoch: string];
+  | ["lost", channel: string, offset: number, epoch: string]
+  /** The answer to an `ask` (a JSON-ready value, or an error). */
+  | ["answer", rid: number, value: unknown, error: { code: ErrorCode; message: string } | null]
+  /** A user joined or left a presence channel with joinLeave: subscribers here get a join/leave message. */
+  | ["pevent", channel: string, kind: "join" | "leave", entry: PresenceEntry]
+  /** A server API action for this worker's connections of a user. */
+  | ["userAction", action: UserAction];
 
 export type WorkerStats = {
   rawConnections: number;

@@ -61,6 +61,11 @@ export interface Bus {
    * delivery it will not get, before every one it will.
    */
   join(channel: string, resume: Resume | null, done: (reply: JoinReply) => void): void;
+  /**
+   * The channel's position and the kept history after `resume.since` (all that is kept without one), read without
+   * joining (the server API's history). A channel never numbered answers offset 0 and epoch "".
+   */
+  history(channel: string, resume: Resume | null, done: (reply: JoinReply) => void): void;
   /** The channel's first interested worker came (true) or its last one left (false). */
   interest(channel: string, interested: boolean): void;
   /** Drops what expired (history TTL). */

@@ -38,6 +38,11 @@ export class ChannelInterest {
     return this.#channels.get(channel);
   }
 
+  /** The channels with at least one interested worker. */
+  names(): IterableIterator<string> {
+    return this.#channels.keys();
+  }
+
   /** Channels with at least one interested worker. */
   get size(): number {
     return this.#channels.size;

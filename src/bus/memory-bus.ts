@@ -93,6 +93,14 @@ export class MemoryBus implements Bus {
     done(joinReply(pos, resume, needsHistory(pos, resume) ? (s.ring?.after(resume.since) ?? []) : []));
   }
 
+  history(channel: string, resume: Resume | null, done: (reply: JoinReply) => void): void {
+    const s = this.#channels.get(channel);
+    if (!s) return done(joinReply({ offset: 0, epoch: "" }, null, []));
+    const pos = { offset: s.offset, epoch: s.epoch };
+    const all = resume ?? { since: 0, epoch: null };
+    done(joinReply(pos, all, needsHistory(pos, all) ? (s.ring?.after(all.since) ?? []) : []));
+  }
+
   interest(channel: string, interested: boolean): void {
     if (interested) {
       this.#state(channel).interested = true;

@@ -3,6 +3,10 @@ import type { Server as HttpServer } from "node:http";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import { createServer } from "node:net";
 import { setupPrimary as setupAdapterRelay } from "@socket.io/cluster-adapter";
+import { BackendService } from "../backend/backend-service.js";
+import type { ClusterState } from "../backend/cluster-state.js";
+import { MemoryClusterState } from "../backend/memory-cluster-state.js";
+import { WebhookSender } from "../backend/webhooks.js";
 import type { Bus } from "../bus/bus.js";
 import { MemoryBus } from "../bus/memory-bus.js";
 import type { RedisBus } from "../bus/redis/redis-bus.js";
@@ -45,6 +49,7 @@ export async function runPrimary(config: Config): Promise<void> {
     },
     onExit(info) {
       bridge.removeWorker(info.worker.id);
+      backend.workerExited(info.worker.id);
       admin.retire(info);
     },
     onLiveness(info, responsive) {
@@ -73,6 +78,42 @@ export async function runPrimary(config: Config): Promise<void> {
     });
   }
   bridge.attach(bus);
+
+  const webhooks = config.webhook
+    ? new WebhookSender({
+        url: config.webhook,
+        secret: config.hookSecret,
+        queueMax: config.webhookQueue,
+        retryMs: config.webhookRetryMs,
+        timeoutMs: config.hookTimeoutMs,
+        instance: config.instance,
+        log: log.child({ module: "webhooks" }),
+      })
+    : null;
+  let clusterState: ClusterState;
+  if (config.redis) {
+    const { RedisClusterState } = await import("../backend/redis-cluster-state.js");
+    const { parseRedisTarget } = await import("../bus/redis/redis-options.js");
+    clusterState = new RedisClusterState({
+      target: parseRedisTarget(config.redis, config.redisCluster),
+      prefix: config.redisPrefix,
+      ttlMs: config.presenceTtlMs,
+      log: log.child({ module: "cluster-state" }),
+      local: () => ({ channels: bridge.interest.names(), presence: backend.localPresence() }),
+    });
+  } else clusterState = new MemoryClusterState();
+  const backend: BackendService = new BackendService({
+    state: clusterState,
+    webhooks,
+    bus,
+    namespaces,
+    log,
+    send: (workerId, event) => bridge.sendTo(workerId, event),
+    sendToInterested: (channel, event) => bridge.sendToInterested(channel, event),
+    sendToAll: (event) => bridge.sendToAll(event),
+  });
+  bridge.onBackendOp = (workerId, op) => backend.apply(workerId, op);
+  bridge.onInterest = (channel, interested) => backend.interest(channel, interested);
 
   const readiness = (): Readiness => {
     const { ready, retiring, starting, draining } = supervisor.countByState();
@@ -209,6 +250,8 @@ export async function runPrimary(config: Config): Promise<void> {
       process.exit(1);
     }, config.drainTimeoutMs + 5000);
     await supervisor.stop();
+    webhooks?.close();
+    await clusterState.close();
     await bus.close();
     clearTimeout(hardStop);
     publicServer.close();
@@ -225,6 +268,7 @@ export async function runPrimary(config: Config): Promise<void> {
   });
 
   await bus.start();
+  await clusterState.start();
   await supervisor.start();
   if (phase !== "starting") return;
   phase = "running";

@@ -1,3 +1,4 @@
+import type { BackendOp } from "../backend/backend-service.js";
 import type { Bus, BusSink } from "../bus/bus.js";
 import { ChannelInterest } from "../bus/interest.js";
 import { type DownEvent, IPC_TAG, packPublished, type UpOp } from "../ipc.js";
@@ -40,6 +41,11 @@ function eventBytes(e: DownEvent): number {
       return 32 + 9 * e[2].length + (typeof e[3] === "string" ? e[3].length : 12 * e[3].length);
     case "lost":
       return 40 + e[1].length;
+    case "answer":
+    case "pevent":
+    case "userAction":
+      // Rare, small events: a rough size is enough for flow control.
+      return 256;
   }
 }
 
@@ -67,12 +73,19 @@ export class WorkerBridge implements BusSink {
   readonly dropped: Record<string, number> = {};
 
   readonly #onStats: (info: WorkerInfo) => void;
+  /** Where presence reports, closed connections and server API questions go. */
+  onBackendOp: (workerId: number, op: BackendOp) => void = () => {};
+  /** This host's interest in a channel changed (after the bus heard of it). */
+  onInterest: (channel: string, interested: boolean) => void = () => {};
 
   /** `onStats` runs when a worker reports its counts (once a second). */
   constructor(supervisor: Supervisor, onStats: (info: WorkerInfo) => void) {
     this.#supervisor = supervisor;
     this.#onStats = onStats;
-    this.interest = new ChannelInterest((channel, interested) => this.#bus?.interest(channel, interested));
+    this.interest = new ChannelInterest((channel, interested) => {
+      this.#bus?.interest(channel, interested);
+      this.onInterest(channel, interested);
+    });
   }
 
   /** The bus this bridge feeds (it is built with the bridge as its sink). */
@@ -119,6 +132,8 @@ export class WorkerBridge implements BusSink {
           info.stats = op[1];
           this.#onStats(info);
           break;
+        default:
+          this.onBackendOp(id, op);
       }
     }
   }
@@ -162,6 +177,20 @@ export class WorkerBridge implements BusSink {
   lost(channel: string, offset: number, epoch: string): void {
     const workers = this.interest.workers(channel);
     if (workers) for (const workerId of workers) this.#push(workerId, ["lost", channel, offset, epoch]);
+  }
+
+  /** Sends one event to a worker, in order with its deliveries. */
+  sendTo(workerId: number, event: DownEvent): void {
+    if (this.#supervisor.info(workerId)) this.#push(workerId, event);
+  }
+
+  sendToInterested(channel: string, event: DownEvent): void {
+    const workers = this.interest.workers(channel);
+    if (workers) for (const workerId of workers) this.#push(workerId, event);
+  }
+
+  sendToAll(event: DownEvent): void {
+    for (const w of this.#supervisor.workers) this.#push(w.worker.id, event);
   }
 
   #box(workerId: number): Outbox {

@@ -6,15 +6,23 @@ import {
   IPC_TAG,
   isSwitchboardMessage,
   type OutgoingMessage,
+  type PresenceEntry,
+  type Question,
   type ToPrimary,
   type ToWorker,
   type UpOp,
+  type UserAction,
   unpackPublished,
   type WorkerStats,
 } from "../ipc.js";
 
 /** Reply handlers run synchronously, in batch order, so a new subscriber joins exactly between two deliveries. */
-type Pending = (reply: JoinReply | Published[] | SwitchboardError) => void;
+type Pending = (reply: JoinReply | Published[] | SwitchboardError | Answered) => void;
+
+/** The value of an `answer` (wrapped, so any JSON value, null too, is told apart from the other replies). */
+type Answered = { answered: unknown };
+
+export type PresenceEventListener = (channel: string, kind: "join" | "leave", entry: PresenceEntry) => void;
 
 export type LostNotice = (channel: string, offset: number, epoch: string) => void;
 
@@ -29,6 +37,8 @@ export class BusClient {
   #onDelivery: (d: Delivery) => void = () => {};
   #onLost: LostNotice = () => {};
   #onControl: (m: ToWorker) => void = () => {};
+  #onPresence: PresenceEventListener = () => {};
+  #onUserAction: (action: UserAction) => void = () => {};
 
   constructor() {
     process.on("message", (message: unknown) => {
@@ -49,6 +59,32 @@ export class BusClient {
 
   onControl(fn: (m: ToWorker) => void): void {
     this.#onControl = fn;
+  }
+
+  /** A user joined or left a joinLeave channel somewhere: tell its subscribers here. */
+  onPresence(fn: PresenceEventListener): void {
+    this.#onPresence = fn;
+  }
+
+  /** The server API acts on a user's connections (every worker of every host gets it). */
+  onUserAction(fn: (action: UserAction) => void): void {
+    this.#onUserAction = fn;
+  }
+
+  /** Asks the primary (server API); rejects with the SwitchboardError it answered. */
+  ask(question: Question): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#request(
+        (rid) => ["ask", rid, question],
+        (reply) =>
+          reply instanceof SwitchboardError ? reject(reply) : resolve((reply as Answered).answered),
+      );
+    });
+  }
+
+  /** Presence reports and closed connections: no answer. */
+  report(op: Extract<UpOp, { 0: "pjoin" | "pleave" | "closed" }>): void {
+    this.#queue(op);
   }
 
   /** `done` runs synchronously when the primary's reply is dispatched, before any later delivery. */
@@ -122,11 +158,22 @@ export class BusClient {
         case "lost":
           this.#onLost(e[1], e[2], e[3]);
           break;
+        case "answer": {
+          const [, rid, value, error] = e;
+          this.#settle(rid, error ? new SwitchboardError(error.code, error.message) : { answered: value });
+          break;
+        }
+        case "pevent":
+          this.#onPresence(e[1], e[2], e[3]);
+          break;
+        case "userAction":
+          this.#onUserAction(e[1]);
+          break;
       }
     }
   }
 
-  #settle(rid: number, reply: JoinReply | Published[] | SwitchboardError): void {
+  #settle(rid: number, reply: JoinReply | Published[] | SwitchboardError | Answered): void {
     const done = this.#pending.get(rid);
     this.#pending.delete(rid);
     done?.(reply);

@@ -36,6 +36,8 @@ export abstract class ClientMember implements Member {
   /** What the connect hook said about it: `meta` goes back to the backend with each hook call, `info` to presence. */
   meta: unknown = undefined;
   info: unknown = undefined;
+  /** Why the server closed it (slow_consumer, token_expired, disconnected, draining…); null: the client or its link. */
+  closeReason: string | null = null;
   /** When the connection must be refreshed (unix seconds, from the connect hook's expireAt); 0: never. */
   expireAt = 0;
   readonly #serial: number;

@@ -13,9 +13,12 @@ import { ClientsByUser } from "./clients-by-user.js";
 import { drainWorker } from "./drain.js";
 import { FrameFlusher } from "./frame-flusher.js";
 import { createHttpApi } from "./http-api.js";
+import { deliverPresenceNotice } from "./presence-notices.js";
+import { presenceReporter } from "./presence-reporter.js";
 import { SioGateway } from "./sio-gateway.js";
 import { setupStickyWorker } from "./sticky-worker.js";
 import { Subscriptions } from "./subscriptions.js";
+import { applyUserAction } from "./user-actions.js";
 import { WorkerCounters } from "./worker-counters.js";
 import { WsGateway } from "./ws-gateway.js";
 
@@ -35,16 +38,24 @@ export function runWorker(config: Config, workerId: number): void {
   };
   const bus = new BusClient();
   const registry = new ChannelRegistry<ClientMember>();
-  const subscriptions = new Subscriptions(bus, registry, config.maxSubscriptions);
+  const namespaces = new Namespaces(config);
+  const subscriptions = new Subscriptions(
+    bus,
+    registry,
+    config.maxSubscriptions,
+    presenceReporter(namespaces, bus),
+  );
   const counters = new WorkerCounters();
   const verifyToken = createTokenVerifier(config);
   // Socket.IO wraps the listeners present when it attaches and hands them whatever is not /socket.io/,
   // so the API handler must be registered first; it is bound once the gateways exist.
   let api: ReturnType<typeof createHttpApi> | undefined;
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => api?.(req, res));
-  const namespaces = new Namespaces(config);
   const flusher = new FrameFlusher();
-  const clients = new ClientsByUser();
+  // connection_closed webhooks: only reported when a --webhook takes them.
+  const clients = new ClientsByUser(
+    config.webhook ? (member, reason) => bus.report(["closed", member.id, member.user, reason]) : null,
+  );
   const hooks = new BackendHooks(config, counters, log);
   const common = {
     config,
@@ -69,6 +80,9 @@ export function runWorker(config: Config, workerId: number): void {
     log,
     readiness: () => readiness,
     rawCount: (channel) => registry.rawMembers(channel)?.size ?? 0,
+    subscriberCount: (channel) =>
+      (registry.rawMembers(channel)?.size ?? 0) + (registry.sioMembers(channel)?.size ?? 0),
+    presenceOn: (channel) => namespaces.of(channel).presence,
   });
   setupStickyWorker(server, sio.io, workerId);
 
@@ -80,6 +94,16 @@ export function runWorker(config: Config, workerId: number): void {
     registry.moved(channel, { offset, epoch });
     ws.lost(channel, offset, epoch);
     sio.lost(channel, offset, epoch);
+  });
+  bus.onPresence((channel, kind, entry) =>
+    deliverPresenceNotice(registry, config.maxBufferedBytes, channel, kind, entry),
+  );
+  bus.onUserAction((action) => {
+    try {
+      applyUserAction(action, { clients, subscriptions, maxBufferedBytes: config.maxBufferedBytes });
+    } catch (err) {
+      log.error({ err, action: action.kind }, "server API action failed on this worker");
+    }
   });
   bus.onControl((m) => {
     // The primary's liveness heartbeat: answered at once, so a worker whose event loop stops is noticed.

@@ -23,6 +23,12 @@ export type SubscribeOutcome =
     }
   | { ok: false; error: SwitchboardError };
 
+/** Told when a member is in a channel's delivery set and when it is out of it again (presence reporting). */
+export type MembershipWatcher<M> = {
+  joined(member: M, channel: string): void;
+  left(member: M, channel: string): void;
+};
+
 function joined(position: ChannelPosition): SubscribeOutcome {
   return { ok: true, ...position, history: [], gap: null, recovered: false };
 }
@@ -36,15 +42,18 @@ export class Subscriptions<M extends Subscriber> {
   readonly #bus: Pick<BusClient, "subscribe" | "unsubscribe">;
   readonly #registry: ChannelRegistry<M>;
   readonly #maxPerMember: number;
+  readonly #watcher: MembershipWatcher<M> | null;
 
   constructor(
     bus: Pick<BusClient, "subscribe" | "unsubscribe">,
     registry: ChannelRegistry<M>,
     maxPerMember: number,
+    watcher: MembershipWatcher<M> | null = null,
   ) {
     this.#bus = bus;
     this.#registry = registry;
     this.#maxPerMember = maxPerMember;
+    this.#watcher = watcher;
   }
 
   /**
@@ -76,6 +85,7 @@ export class Subscriptions<M extends Subscriber> {
     }
     if (resume === null && this.#registry.isLive(channel)) {
       this.#registry.add(channel, member);
+      this.#watcher?.joined(member, channel);
       done(joined(this.#registry.position(channel)));
       return;
     }
@@ -87,6 +97,7 @@ export class Subscriptions<M extends Subscriber> {
         this.unsubscribe(member, channel);
         done(left ? joined({ offset: 0, epoch: "" }) : { ok: false, error: reply });
       } else if (this.#registry.endPending(channel, member, reply)) {
+        this.#watcher?.joined(member, channel);
         done({ ok: true, ...reply });
       } else {
         this.unsubscribe(member, channel);
@@ -96,11 +107,13 @@ export class Subscriptions<M extends Subscriber> {
   }
 
   unsubscribe(member: M, channel: string): void {
+    if (this.#watcher && member.channels.has(channel)) this.#watcher.left(member, channel);
     if (this.#registry.remove(channel, member)) this.#bus.unsubscribe(channel);
   }
 
   /** A member disconnected: leave all its channels. */
   leaveAll(member: M): void {
+    if (this.#watcher) for (const channel of member.channels) this.#watcher.left(member, channel);
     for (const channel of this.#registry.removeAll(member)) this.#bus.unsubscribe(channel);
   }
 }

@@ -3,7 +3,6 @@
  * server before these rules existed.
  */
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
@@ -13,16 +12,13 @@ import WebSocket from "ws";
 import { RawClient, SioClient } from "../helpers/clients.js";
 import { request, tryUpgrade } from "../helpers/http.js";
 import { metricsText, type ServerProcess, startServer, until } from "../helpers/server.js";
+import { inSeconds, hs256 as signToken } from "../helpers/tokens.js";
 
 const SECRET = "hostile-secret";
 
 function hs256(payload: Record<string, unknown>, secret = SECRET): string {
-  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
-  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(payload)}`;
-  return `${body}.${createHmac("sha256", secret).update(body).digest("base64url")}`;
+  return signToken(payload, secret);
 }
-
-const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
 
 /** The upgrade's HTTP status and body when it is refused, or 101 (the socket closed at once). */
 async function upgrade(url: string): Promise<{ status: number; body: string }> {

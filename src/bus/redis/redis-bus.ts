@@ -218,6 +218,22 @@ export class RedisBus implements Bus {
     });
   }
 
+  history(channel: string, resume: Resume | null, done: (reply: JoinReply) => void): void {
+    const names = this.#names;
+    const node = this.#link.nodeFor(names.messageChannel(channel));
+    const all = resume ?? { since: 0, epoch: null };
+    if (!node) return done(joinReply({ offset: 0, epoch: "" }, all, null));
+    node.readPosition(names.metaKey(channel), (pos) => {
+      if (pos === undefined) return done(joinReply({ offset: 0, epoch: "" }, all, null));
+      if (pos === null) return done(joinReply({ offset: 0, epoch: "" }, null, []));
+      if (!needsHistory(pos, all)) return done(joinReply(pos, all, []));
+      const count = Math.max(1, this.#d.namespaces.of(channel).historySize);
+      node.readHistory(names.historyKey(channel), all.since + 1, pos.offset, count, (entries) =>
+        done(joinReply(pos, all, entries)),
+      );
+    });
+  }
+
   #whenSubscribed(channel: string, ready: () => void): void {
     const st = this.#channels.get(channel);
     if (st?.order.phase === "held") st.waiters.push(ready);

@@ -237,6 +237,20 @@ export class RedisNode {
     );
   }
 
+  /** Reads a channel's position (epoch, last offset) without creating one; `done(undefined)` when the node cannot answer. */
+  readPosition(
+    metaKey: string,
+    done: (position: { offset: number; epoch: string } | null | undefined) => void,
+  ): void {
+    const batch = this.#pipeline();
+    if (!batch) return done(undefined);
+    batch.hmget(metaKey, "e", "t", (err, reply) => {
+      if (err) return done(undefined);
+      const [epoch, top] = (reply ?? []) as (string | null)[];
+      done(epoch ? { offset: Number(top ?? 0), epoch } : null);
+    });
+  }
+
   /** Publishes raw bytes (Socket.IO traffic); `done(false)` when the node cannot take it now. */
   publishRaw(channel: string, payload: Buffer, done: (ok: boolean) => void): void {
     const batch = this.#pipeline();
