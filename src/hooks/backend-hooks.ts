@@ -150,10 +150,6 @@ export class BackendHooks {
     });
   }
 
-  close(): void {
-    this.#client.close();
-  }
-
   /** Throws (the call counts as failed) when the answer is none of the connect hook's shapes. */
   #readConnect(a: HookAnswer): ConnectDecision {
     if (a.error != null) return { kind: "refuse", error: refusalOf(a.error) };

@@ -125,11 +125,6 @@ export class HookClient {
       req.end(body);
     });
   }
-
-  close(): void {
-    this.#http.destroy();
-    this.#https.destroy();
-  }
 }
 
 /** A hook answer that says no: an error, a disconnect, an expired session. Counted as "denied". */
