@@ -126,6 +126,18 @@ export class WebhookSender {
     }
   }
 
+  /** Resolves once everything queued was sent (or dropped), or after `timeoutMs`: what a drain waits for. */
+  async flush(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+      if (!this.#sending) void this.#sendBatch();
+    }
+    while ((this.#queue.length > 0 || this.#sending) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
   close(): void {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);

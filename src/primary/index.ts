@@ -24,6 +24,9 @@ import { WorkerBridge } from "./worker-bridge.js";
 /** History TTLs are enforced at least this often (more often when a namespace's TTL is shorter). */
 const SWEEP_INTERVAL_MS = 30_000;
 
+/** How long a stopping primary waits for its last webhook events to be taken. */
+const WEBHOOK_FLUSH_MS = 3000;
+
 /** How often the primary checks whether the readiness its workers answer with has changed. */
 const READINESS_PUSH_MS = 250;
 
@@ -250,6 +253,8 @@ export async function runPrimary(config: Config): Promise<void> {
       process.exit(1);
     }, config.drainTimeoutMs + 5000);
     await supervisor.stop();
+    // The drain's connection_closed and presence_leave events go out before the process does (bounded).
+    await webhooks?.flush(WEBHOOK_FLUSH_MS);
     webhooks?.close();
     await clusterState.close();
     await bus.close();
