@@ -1,10 +1,10 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { SIGNATURE_HEADER, signature } from "../backend/signature.js";
 import { SwitchboardError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { WorkerCounters } from "../worker/worker-counters.js";
 import { OutageLog } from "./outage-log.js";
-import { SIGNATURE_HEADER, signatureOf } from "./signature.js";
 
 export type HookName = "connect" | "subscribe" | "publish" | "rpc" | "refresh";
 
@@ -104,7 +104,7 @@ export class HookClient {
       "content-type": "application/json",
       "content-length": Buffer.byteLength(body),
     };
-    if (this.#o.secret) headers[SIGNATURE_HEADER] = signatureOf(body, this.#o.secret);
+    if (this.#o.secret) headers[SIGNATURE_HEADER] = signature(this.#o.secret, body);
     const https = url.startsWith("https:");
     const send = https ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
