@@ -83,12 +83,18 @@ describe("loadConfig", () => {
       historyTtlMs: 120000,
       clientPublish: true,
       presence: false,
+      joinLeave: false,
+      subscribeHook: true,
+      publishHook: true,
     });
     assert.deepEqual(ns.of("news"), {
       historySize: 100,
       historyTtlMs: 60000,
       clientPublish: false,
       presence: false,
+      joinLeave: false,
+      subscribeHook: true,
+      publishHook: true,
     });
     assert.equal(
       ns.of("game:7").clientPublish,
