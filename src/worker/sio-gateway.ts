@@ -63,7 +63,7 @@ export class SioGateway {
   readonly #sweep: NodeJS.Timeout;
   readonly #expiry: NodeJS.Timeout | null;
   readonly #onEvent: (this: MemberSocket, event: string, ...args: unknown[]) => void;
-  readonly #onDisconnect: (this: MemberSocket) => void;
+  readonly #onDisconnect: (this: MemberSocket, reason: string) => void;
 
   constructor(server: HttpServer, d: GatewayDeps) {
     this.#d = d;
@@ -143,10 +143,10 @@ export class SioGateway {
         else gateway.#d.counters.error("internal");
       }
     };
-    this.#onDisconnect = function () {
+    this.#onDisconnect = function (reason) {
       const member = this[MEMBER];
       if (!member) return;
-      gateway.#d.clients.closed(member);
+      gateway.#d.clients.closed(member, peerCloseReason(reason));
       gateway.#d.subscriptions.leaveAll(member);
     };
     this.io.on("connection", (socket) => this.#open(socket));
@@ -262,6 +262,7 @@ export class SioGateway {
     if (member.closed) return;
     this.#d.counters.error("token_expired");
     member.socket.emit("token_expired", errorReply("token_expired", EXPIRED_MESSAGE).body.error);
+    member.closeReason = "token_expired";
     member.socket.disconnect(true);
   }
 
@@ -358,6 +359,7 @@ export class SioGateway {
       if (!member.isSlowConsumer(bytes, 0, max)) continue;
       this.#d.counters.slowConsumers += 1;
       this.#d.log.warn({ sid: socket.id, bufferedBytes: bytes }, "slow consumer closed (Socket.IO)");
+      member.closeReason = "slow_consumer";
       socket.disconnect(true);
     }
   }
@@ -370,6 +372,13 @@ export class SioGateway {
     clearInterval(this.#sweep);
     if (this.#expiry) clearInterval(this.#expiry);
   }
+}
+
+/** Socket.IO's disconnect reason, for a close the server did not make itself, as connection_closed reports it. */
+function peerCloseReason(reason: string): string {
+  if (reason === "client namespace disconnect") return "client_closed";
+  if (reason.startsWith("server")) return "server_closed";
+  return "connection_lost"; // transport close / error, ping timeout, parse error
 }
 
 /** What Socket.IO holds for a socket and has not written yet: its write buffer and the WebSocket's. */

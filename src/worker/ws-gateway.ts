@@ -73,7 +73,7 @@ export class WsGateway {
   // Every connection shares these listeners instead of closures of its own (about 1 KiB per idle connection).
   readonly #onSlow = (conn: RawConnection) => this.#slow(conn);
   readonly #onMessage: (this: ConnectedWebSocket, data: RawData, isBinary: boolean) => void;
-  readonly #onClose: (this: ConnectedWebSocket) => void;
+  readonly #onClose: (this: ConnectedWebSocket, code: number) => void;
   readonly #onError: (this: ConnectedWebSocket, err: Error) => void;
 
   constructor(server: Server, d: WsGatewayDeps) {
@@ -96,9 +96,9 @@ export class WsGateway {
       const conn = this[CONNECTION];
       if (conn) gateway.#receiveGuarded(conn, data, isBinary);
     };
-    this.#onClose = function () {
+    this.#onClose = function (code) {
       const conn = this[CONNECTION];
-      if (conn) gateway.#closed(conn);
+      if (conn) gateway.#closed(conn, code === 1006 ? "connection_lost" : "client_closed");
     };
     this.#onError = (err) => d.log.debug({ err }, "ws connection error");
     this.#heartbeat = setInterval(() => this.#beat(), d.config.pingIntervalMs);
@@ -196,10 +196,10 @@ export class WsGateway {
     });
   }
 
-  #closed(conn: RawConnection): void {
+  #closed(conn: RawConnection, peerReason: string): void {
     if (!this.connections.delete(conn)) return;
     conn.closed = true;
-    this.#d.clients.closed(conn);
+    this.#d.clients.closed(conn, peerReason);
     this.#d.subscriptions.leaveAll(conn);
   }
 
@@ -211,6 +211,7 @@ export class WsGateway {
       this.#d.log.error({ err }, "raw frame handling failed: connection closed with 1011");
       this.#d.counters.error("internal");
       conn.closed = true;
+      conn.closeReason = "internal";
       conn.ws.close(errorCodes.internal.close, "internal error");
     }
   }
@@ -341,12 +342,14 @@ export class WsGateway {
     this.#error(conn, "token_expired", EXPIRED_MESSAGE);
     conn.flush();
     conn.closed = true;
+    conn.closeReason = "token_expired";
     conn.ws.close(errorCodes.token_expired.close, "token expired");
   }
 
   #slow(conn: RawConnection): void {
     if (conn.closed) return;
     conn.closed = true;
+    conn.closeReason = "slow_consumer";
     this.#d.counters.slowConsumers += 1;
     this.#d.log.warn(
       { channels: conn.channels.size, limitBytes: this.#d.config.maxBufferedBytes },
@@ -361,6 +364,7 @@ export class WsGateway {
   #beat(): void {
     for (const conn of this.connections) {
       if (!conn.alive) {
+        conn.closeReason = "heartbeat_timeout";
         conn.ws.terminate();
         continue;
       }
@@ -373,6 +377,7 @@ export class WsGateway {
   sendReconnect(conn: RawConnection, delayMs: number, reason: string): void {
     this.#text(conn, reconnectText(delayMs, reason));
     conn.flush();
+    conn.closeReason = reason;
     conn.ws.close(CLOSE_RESTART, reason);
   }
 
