@@ -28,8 +28,8 @@ export type BackendOp = Extract<UpOp, { 0: "pjoin" | "pleave" | "closed" | "ask"
  */
 export class BackendService {
   readonly #d: BackendServiceDeps;
-  /** Presence channel → client → the worker that holds it. */
-  readonly #local = new Map<string, Map<string, number>>();
+  /** Presence channel → client → its entry and the worker that holds it. */
+  readonly #local = new Map<string, Map<string, { worker: number; entry: PresenceEntry }>>();
 
   constructor(d: BackendServiceDeps) {
     this.#d = d;
@@ -49,8 +49,8 @@ export class BackendService {
           clients = new Map();
           this.#local.set(channel, clients);
         }
-        clients.set(client, workerId);
         const entry: PresenceEntry = { client, user, info: infoJson === null ? null : JSON.parse(infoJson) };
+        clients.set(client, { worker: workerId, entry });
         this.#d.state.join(channel, entry).then(
           (first) => first && this.#joined(channel, entry),
           (err: Error) => this.#d.log.warn({ err: err.message, channel }, "presence join not recorded"),
@@ -94,12 +94,12 @@ export class BackendService {
   /** A worker exited: its presence clients leave. */
   workerExited(workerId: number): void {
     for (const [channel, clients] of [...this.#local])
-      for (const [client, worker] of [...clients]) if (worker === workerId) this.#leave(channel, client);
+      for (const [client, { worker }] of [...clients]) if (worker === workerId) this.#leave(channel, client);
   }
 
-  /** This host's presence clients per channel (for the Redis refresh). */
-  *localPresence(): Iterable<[string, string[]]> {
-    for (const [channel, clients] of this.#local) yield [channel, [...clients.keys()]];
+  /** This host's presence entries per channel (for the Redis refresh). */
+  *localPresence(): Iterable<[string, PresenceEntry[]]> {
+    for (const [channel, clients] of this.#local) yield [channel, [...clients.values()].map((c) => c.entry)];
   }
 
   #leave(channel: string, client: string): void {

@@ -68,9 +68,17 @@ const LIST = `${LEAVE_FN}
 local reaped = reap(ARGV[1])
 return {redis.call('HGETALL', KEYS[1]), reaped}`;
 
-/** KEYS pz pc pu; ARGV expiry, key ttl, clients... — only clients still present are refreshed (ZADD XX). */
+/**
+ * KEYS pz pc pu; ARGV expiry, key ttl, then (client, entry, user) per client of this host. Entries that are gone
+ * (Redis restarted, or reaped while this host could not reach it) are written again, so presence heals by itself.
+ */
 const REFRESH_PRESENCE = `
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i]) end
+for i = 3, #ARGV, 3 do
+  if redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 and ARGV[i + 2] ~= '' then
+    redis.call('HINCRBY', KEYS[3], ARGV[i + 2], 1)
+  end
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return 0`;
 
@@ -96,6 +104,9 @@ if removed > 0 and redis.call('ZCARD', KEYS[1]) == 0 then
   return 1
 end
 return 0`;
+
+/** Presence entries re-stated per script call. */
+const REFRESH_CHUNK = 1000;
 
 type Commands = {
   sbJoin(pc: string, pz: string, pu: string, ...args: (string | number)[]): Promise<number>;
@@ -124,8 +135,8 @@ export type RedisClusterStateDeps = {
   prefix: string;
   ttlMs: number;
   log: Logger;
-  /** This host's occupied channels and presence clients, re-stated every third of the TTL. */
-  local(): { channels: Iterable<string>; presence: Iterable<[channel: string, clients: string[]]> };
+  /** This host's occupied channels and presence entries, re-stated every third of the TTL. */
+  local(): { channels: Iterable<string>; presence: Iterable<[channel: string, entries: PresenceEntry[]]> };
 };
 
 /** Cross-host presence, occupancy and events in Redis (see the key table above). */
@@ -206,7 +217,7 @@ export class RedisClusterState implements ClusterState {
   }
 
   async join(channel: string, entry: PresenceEntry): Promise<boolean> {
-    const text = JSON.stringify({ u: entry.user, i: entry.info ?? null });
+    const text = entryText(entry);
     const first = await this.#redis.sbJoin(
       ...this.#keys(channel),
       entry.client,
@@ -285,9 +296,15 @@ export class RedisClusterState implements ClusterState {
       const batch: Promise<unknown>[] = [];
       for (const channel of channels)
         batch.push(this.#redis.sbOccupy(this.#occKey(channel), this.#host, expiry, now, ttl));
-      for (const [channel, clients] of presence) {
+      for (const [channel, entries] of presence) {
         const [pc, pz, pu] = this.#keys(channel);
-        batch.push(this.#redis.sbRefreshPresence(pz, pc, pu, expiry, ttl, ...clients));
+        // In chunks: one script over 100,000 clients would hold Redis up for everyone else.
+        for (let i = 0; i < entries.length; i += REFRESH_CHUNK) {
+          const args = entries
+            .slice(i, i + REFRESH_CHUNK)
+            .flatMap((e) => [e.client, entryText(e), e.user ?? ""]);
+          batch.push(this.#redis.sbRefreshPresence(pz, pc, pu, expiry, ttl, ...args));
+        }
       }
       await Promise.all(batch);
       await this.#reapPage(now);
@@ -317,6 +334,10 @@ export class RedisClusterState implements ClusterState {
     this.#redis.disconnect();
     this.#sub.disconnect();
   }
+}
+
+function entryText(entry: PresenceEntry): string {
+  return JSON.stringify({ u: entry.user, i: entry.info ?? null });
 }
 
 function toEntry(client: string, text: string): PresenceEntry {
