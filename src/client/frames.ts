@@ -55,6 +55,8 @@ export type ServerFrame =
   | { type: "pong"; id?: RequestId }
   | { type: "reconnect"; delayMs: number; reason?: string }
   | { type: "rpc"; id?: RequestId; data: unknown }
+  | { type: "join" | "leave"; channel: string; info: { client: string; user: string | null; info: unknown } }
+  | { type: "unsubscribed"; channel: string; reason: string }
   | DisconnectFrame;
 
 /** One text frame as a ServerFrame, or null when it is not JSON or of a type the SDK does not know. */
@@ -74,6 +76,9 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
     case "reconnect":
     case "rpc":
     case "disconnect":
+    case "join":
+    case "leave":
+    case "unsubscribed":
       return frame as ServerFrame;
     default:
       return null;

@@ -15,6 +15,7 @@ export {
 export type {
   Gap,
   MessageMeta,
+  PresenceInfo,
   Subscribed,
   SubscribeOptions,
   Subscription,

@@ -14,6 +14,7 @@ import {
   ChannelTrackers,
   type Gap,
   type GapReport,
+  type PresenceInfo,
   type Subscription,
   type SubscriptionHandlers,
 } from "./subscription.js";
@@ -132,6 +133,17 @@ export class SocketIOSubscriptions {
     if (tracker) this.#gap(tracker, (report ?? {}) as GapReport, false);
   };
 
+  readonly #onJoin = (channel: unknown, info: unknown) => this.#presence("join", channel, info);
+  readonly #onLeave = (channel: unknown, info: unknown) => this.#presence("leave", channel, info);
+  readonly #onUnsubscribed = (notice: unknown) => {
+    const { channel, reason } = (notice ?? {}) as { channel?: unknown; reason?: unknown };
+    if (typeof channel === "string") this.#channels.get(channel)?.ended(String(reason ?? "server"));
+  };
+
+  #presence(kind: "join" | "leave", channel: unknown, info: unknown): void {
+    if (typeof channel === "string") this.#channels.get(channel)?.presence(kind, info as PresenceInfo);
+  }
+
   constructor(socket: SocketIOLike, options: SocketIOSubscriptionsOptions = {}) {
     this.#socket = socket;
     this.#channels = new ChannelTrackers(this.#events, (t, tellServer) => this.#left(t, tellServer));
@@ -150,6 +162,9 @@ export class SocketIOSubscriptions {
     socket.on("disconnect", this.#onDisconnect);
     socket.on("message", this.#onMessage);
     socket.on("gap", this.#onGap);
+    socket.on("join", this.#onJoin);
+    socket.on("leave", this.#onLeave);
+    socket.on("unsubscribed", this.#onUnsubscribed);
   }
 
   on<K extends keyof SocketIOSubscriptionsEvents>(
@@ -193,6 +208,9 @@ export class SocketIOSubscriptions {
     this.#socket.off("disconnect", this.#onDisconnect);
     this.#socket.off("message", this.#onMessage);
     this.#socket.off("gap", this.#onGap);
+    this.#socket.off("join", this.#onJoin);
+    this.#socket.off("leave", this.#onLeave);
+    this.#socket.off("unsubscribed", this.#onUnsubscribed);
     this.#socket.off("connect_error", this.#onConnectError);
     const err = new SwitchboardClientError("closed", "close() was called");
     this.#publishes.rejectAll(err);

@@ -18,9 +18,16 @@ export type Gap = {
   epoch: string | null;
 };
 
+/** Who joined or left a channel whose namespace has joinLeave (once per user). */
+export type PresenceInfo = { client: string; user: string | null; info: unknown };
+
 export type SubscriptionHandlers = {
   onMessage(data: unknown, meta: MessageMeta): void;
   onGap?(gap: Gap): void;
+  onJoin?(info: PresenceInfo): void;
+  onLeave?(info: PresenceInfo): void;
+  /** The server took the connection out of the channel (the backend's `POST /api/unsubscribe`); it is dropped. */
+  onUnsubscribed?(reason: string): void;
   onSubscribed?(subscribed: Subscribed): void;
   /** The server refused the subscription for good (e.g. forbidden); it is dropped. */
   onError?(err: SwitchboardClientError): void;
@@ -149,6 +156,20 @@ export class ChannelTracker implements Subscription {
       this.#confirmed(offset, false);
     }
     return gap;
+  }
+
+  /** A join or leave notice of the channel. */
+  presence(kind: "join" | "leave", info: PresenceInfo): void {
+    if (!this.#active) return;
+    this.#call(() => (kind === "join" ? this.#handlers.onJoin : this.#handlers.onLeave)?.(info));
+  }
+
+  /** The server ended the subscription: dropped without telling it, the app told. */
+  ended(reason: string): void {
+    if (!this.#active) return;
+    this.#deactivate();
+    this.#leave(this, false);
+    this.#call(() => this.#handlers.onUnsubscribed?.(reason));
   }
 
   /** A refusal that will not pass: the subscription is dropped and the app told. */

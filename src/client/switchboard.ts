@@ -331,6 +331,13 @@ export class Switchboard {
         // The server drains this worker; close 1012 follows. Come back after exactly the delay it chose.
         this.#serverDelayMs = Math.max(0, Number(frame.delayMs) || 0);
         return;
+      case "join":
+      case "leave":
+        this.#channels.get(frame.channel)?.presence(frame.type, frame.info);
+        return;
+      case "unsubscribed":
+        this.#channels.get(frame.channel)?.ended(frame.reason);
+        return;
       case "pong":
         return;
     }

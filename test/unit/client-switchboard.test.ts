@@ -525,6 +525,33 @@ describe("Switchboard client (fake WebSocket)", () => {
     assert.doesNotThrow(() => sb.subscribe("news", r.handlers), "may subscribe again");
   });
 
+  it("passes join and leave notices to the channel's handlers; a server unsubscribe drops the subscription", () => {
+    const { sb, opened } = setup();
+    const seen: string[] = [];
+    sb.subscribe("room:1", {
+      onMessage() {},
+      onJoin: (i) => void seen.push(`join ${i.user}`),
+      onLeave: (i) => void seen.push(`leave ${i.user}`),
+      onUnsubscribed: (reason) => void seen.push(`unsubscribed ${reason}`),
+    });
+    sb.connect();
+    let s = opened();
+    s.frame({ type: "ack", id: s.last("subscribe").id, offset: 0, epoch: "e" });
+    s.frame({ type: "join", channel: "room:1", info: { client: "c1", user: "ann", info: null } });
+    s.frame({ type: "leave", channel: "room:1", info: { client: "c1", user: "ann", info: null } });
+    s.frame({ type: "unsubscribed", channel: "room:1", reason: "server" });
+    s.frame({ type: "join", channel: "room:1", info: { client: "c2", user: "bo", info: null } });
+    assert.deepEqual(seen, ["join ann", "leave ann", "unsubscribed server"]);
+    s.drop();
+    mock.timers.tick(10_000);
+    s = opened();
+    assert.equal(
+      s.sent.filter((f) => f.type === "subscribe").length,
+      0,
+      "not subscribed again after a reconnect",
+    );
+  });
+
   it("disconnect() is final: socket closed, no reconnect, pending publishes rejected", async () => {
     const { sb, sockets, opened, states } = setup();
     sb.subscribe("news", { onMessage() {} });
