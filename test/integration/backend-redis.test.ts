@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { RawClient, SioClient } from "../helpers/clients.js";
-import { startHosts } from "../helpers/redis-hosts.js";
+import { startHosts, useRedisHosts } from "../helpers/redis-hosts.js";
 import { type RedisServer, startRedis } from "../helpers/redis-server.js";
 import { type ServerProcess, until } from "../helpers/server.js";
 import { hs256, inSeconds } from "../helpers/tokens.js";
@@ -16,8 +16,8 @@ const JWT = "backend-redis-jwt";
 const HOOK_SECRET = "backend-redis-hook";
 const NAMESPACES = JSON.stringify({ room: { presence: true, joinLeave: true } });
 
-function raw(host: ServerProcess, user: string): Promise<RawClient> {
-  return RawClient.open(`${host.wsUrl}?token=${hs256({ sub: user, exp: inSeconds(600) }, JWT)}`);
+function raw(host: ServerProcess, user: string, exp = inSeconds(600)): Promise<RawClient> {
+  return RawClient.open(`${host.wsUrl}?token=${hs256({ sub: user, exp }, JWT)}`);
 }
 
 async function stats(host: ServerProcess, channel: string): Promise<{ clients: number; users: number }> {
@@ -128,6 +128,34 @@ describe("presence, webhooks and the server API across hosts (Redis)", () => {
     await watcher.waitFor((f) => f.type === "leave" && (f.info as { user: string }).user === "alice");
   });
 
+  it("answers history, the channel list and a refresh from either host", async () => {
+    const [a, b] = hosts as [ServerProcess, ServerProcess];
+    const exp = inSeconds(3);
+    const onB = keep(await raw(b, "hank", exp));
+    await onB.subscribe("hist:1");
+    for (let i = 1; i <= 3; i++) await a.publish("hist:1", { i });
+    await until(() => onB.messages("hist:1").length === 3);
+    const history = (await (await fetch(`${b.url}/api/history?channel=hist:1&since=1`)).json()) as {
+      messages: { data: { i: number } }[];
+    };
+    assert.deepEqual(
+      history.messages.map((m) => m.data.i),
+      [2, 3],
+    );
+    const list = (await (await fetch(`${a.url}/api/channels?pattern=hist:*`)).json()) as {
+      channels: { channel: string; subscribers: number }[];
+    };
+    assert.deepEqual(list.channels, [{ channel: "hist:1", subscribers: 1 }]);
+    sink.failNext = 1;
+    assert.equal(await post(a, "/api/refresh", { user: "hank", expireAt: inSeconds(900) }), 200);
+    await until(() => Date.now() > exp * 1000 + 2500, 10_000, "past the token's own expiry");
+    assert.equal(onB.closeCode, null, "refreshed through the other host");
+    assert.equal((await onB.request({ type: "ping" })).type, "pong");
+    onB.ws.close();
+    // The batch that carries this close is refused once (500) and taken on the retry.
+    await until(() => sink.of("connection_closed").some((e) => e.user === "hank"), 15_000, "retried close");
+  });
+
   it("lets a dead host's clients leave once its entries expire", async () => {
     const [a, b] = hosts as [ServerProcess, ServerProcess];
     const carolB = await raw(b, "carol");
@@ -146,5 +174,45 @@ describe("presence, webhooks and the server API across hosts (Redis)", () => {
     );
     assert.equal(after.users, 1);
     await until(() => sink.of("presence_leave", "room:dead").some((e) => e.user === "carol"), 10_000);
+  });
+});
+
+describe("presence and occupancy on a Redis Cluster (3 masters)", () => {
+  const fleet = useRedisHosts(2, {
+    cluster: true,
+    args: ["--jwt-secret", JWT, "--namespaces", NAMESPACES],
+  });
+
+  it("counts presence across hosts and lists channels whose keys live on different masters", async () => {
+    const [a, b] = fleet.hosts as [ServerProcess, ServerProcess];
+    for (let i = 0; i < 6; i++) {
+      const onA = fleet.track(
+        await RawClient.open(`${a.wsUrl}?token=${hs256({ sub: `u${i}`, exp: inSeconds(600) }, JWT)}`),
+      );
+      await onA.subscribe(`room:c${i}`);
+      const onB = fleet.track(
+        await RawClient.open(`${b.wsUrl}?token=${hs256({ sub: "shared", exp: inSeconds(600) }, JWT)}`),
+      );
+      await onB.subscribe(`room:c${i}`);
+    }
+    for (let i = 0; i < 6; i++) {
+      const s = await until(async () => {
+        const r = await stats(b, `room:c${i}`);
+        return r.clients === 2 && r;
+      });
+      assert.equal(s.users, 2);
+    }
+    const names: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const q: string = `${a.url}/api/channels?pattern=room:c*${cursor ? `&cursor=${cursor}` : ""}`;
+      const page = (await (await fetch(q)).json()) as {
+        channels: { channel: string }[];
+        cursor: string | null;
+      };
+      names.push(...page.channels.map((c) => c.channel));
+      cursor = page.cursor;
+    } while (cursor !== null);
+    assert.deepEqual(names.sort(), ["room:c0", "room:c1", "room:c2", "room:c3", "room:c4", "room:c5"]);
   });
 });
