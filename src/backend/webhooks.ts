@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
+import type { Registry } from "prom-client";
 import type { Logger } from "../log.js";
+import { collectedCounter, collectedCounterBy, collectedGauge } from "../primary/collected-metrics.js";
 import { SIGNATURE_HEADER, signature } from "./signature.js";
 
 export type WebhookType =
@@ -136,6 +138,28 @@ export class WebhookSender {
     }
     while ((this.#queue.length > 0 || this.#sending) && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  registerMetrics(registry: Registry): void {
+    collectedCounterBy(
+      registry,
+      "switchboard_webhook_events_total",
+      "Webhook events by outcome: sent (the backend took them), dropped (queue full), expired (retried for --webhook-retry)",
+      "outcome",
+      () => ({ sent: this.counts.sent, dropped: this.counts.dropped, expired: this.counts.expired }),
+    );
+    collectedCounter(
+      registry,
+      "switchboard_webhook_requests_failed_total",
+      "Webhook requests the backend did not take (each is retried)",
+      () => this.counts.failed,
+    );
+    collectedGauge(
+      registry,
+      "switchboard_webhook_queue",
+      "Webhook events waiting to be sent",
+      () => this.queued,
+    );
   }
 
   close(): void {

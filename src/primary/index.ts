@@ -200,6 +200,7 @@ export async function runPrimary(config: Config): Promise<void> {
     // Socket.IO sessions: each worker counts its own; the session id names its worker, so the primary keeps none.
     sessions: [...supervisor.workers].reduce((n, w) => n + (w.stats?.sioConnections ?? 0), 0),
     ...(redisBus ? { redis: redisBus.status() } : {}),
+    ...(webhooks ? { webhooks: { queued: webhooks.queued, ...webhooks.counts } } : {}),
     workers: [...supervisor.workers].map((w) => ({
       id: w.worker.id,
       pid: w.worker.process.pid,
@@ -218,7 +219,10 @@ export async function runPrimary(config: Config): Promise<void> {
     bridge,
     balancer,
     status,
-    register: redisBus ? (registry) => redisBus?.registerMetrics(registry) : undefined,
+    register(registry) {
+      redisBus?.registerMetrics(registry);
+      webhooks?.registerMetrics(registry);
+    },
   });
 
   await listen(publicServer, config.port, config.host);

@@ -126,6 +126,8 @@ describe("presence, webhooks and the server API (one host)", () => {
     assert.equal(sink.of("channel_occupied", "news:occ").length, 1);
     assert.equal(sink.badSignatures, 0);
     assert.ok(sink.requests >= 4, "the two failed requests were sent again");
+    assert.ok((await metric(server, "switchboard_webhook_requests_failed_total")) >= 2);
+    assert.ok((await metric(server, "switchboard_webhook_events_total", 'outcome="sent"')) >= 3);
     const closed = sink.of("connection_closed").find((e) => e.user === "u-occ-a");
     assert.equal(closed?.reason, "client_closed");
     assert.equal(typeof closed?.client, "string");
