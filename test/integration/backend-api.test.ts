@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { RawClient, SioClient } from "../helpers/clients.js";
-import { type ServerProcess, startServer, until } from "../helpers/server.js";
+import { metric, type ServerProcess, startServer, until } from "../helpers/server.js";
 import { hs256, inSeconds } from "../helpers/tokens.js";
 import { WebhookSink } from "../helpers/webhook-sink.js";
 
