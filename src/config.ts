@@ -98,6 +98,20 @@ export const settings = {
     schema: z.string().min(1),
     doc: "admin bind address",
   },
+  adminPassword: {
+    flag: "admin-password",
+    env: "ADMIN_PASSWORD",
+    def: null,
+    schema: optionalString,
+    doc: "password of every admin route (HTTP Basic, any user, or Bearer); required when --admin-host is not loopback",
+  },
+  adminPasswordFile: {
+    flag: "admin-password-file",
+    env: "ADMIN_PASSWORD_FILE",
+    def: null,
+    schema: optionalString,
+    doc: "file holding the admin password (instead of --admin-password)",
+  },
   instance: {
     flag: "instance",
     env: "INSTANCE",
@@ -500,11 +514,19 @@ export function loadConfig(sources: Sources): Config {
       );
   }
   readSecretFiles(out, problems);
+  if (typeof out.adminHost === "string" && !isLoopbackHost(out.adminHost) && !out.adminPassword)
+    problems.push(
+      `--admin-host (ADMIN_HOST) = "${out.adminHost}": the admin port shows and controls the whole instance; keep it on 127.0.0.1 or set --admin-password`,
+    );
   if (out.jwtSecret && out.jwtPublicKey)
     problems.push("--jwt-secret (JWT_SECRET) and --jwt-public-key (JWT_PUBLIC_KEY): set one, not both");
   if (problems.length > 0) throw new ConfigError(problems);
   if (out.workers === 0) out.workers = availableParallelism();
   return Object.freeze(out) as Config;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 function camel(flag: string): string {
@@ -525,6 +547,7 @@ const SECRET_FILES = [
   ["jwtSecretFile", "jwtSecret"],
   ["jwtPublicKeyFile", "jwtPublicKey"],
   ["hookSecretFile", "hookSecret"],
+  ["adminPasswordFile", "adminPassword"],
 ] as const;
 
 /** Reads each `--…-file` into its setting (trailing newline dropped); one problem per unreadable or doubled one. */

@@ -1,6 +1,7 @@
 import type { JoinReply, Published } from "./bus/bus.js";
 import type { Config } from "./config.js";
 import type { ErrorCode } from "./errors.js";
+import type { HistogramSnapshot } from "./metrics/latency-histogram.js";
 import type { Readiness } from "./readiness.js";
 
 /**
@@ -12,8 +13,8 @@ import type { Readiness } from "./readiness.js";
 /** Tag on every Switchboard IPC message; Socket.IO's adapter and @socket.io/sticky use their own. */
 export const IPC_TAG = "switchboard";
 
-/** A delivered message inside a batch: channel, offset, data as JSON text. */
-export type Delivery = ["msg", channel: string, offset: number, dataJson: string];
+/** A delivered message inside a batch: channel, offset, data as JSON text, when this host accepted it (ms epoch). */
+export type Delivery = ["msg", channel: string, offset: number, dataJson: string, acceptedAt: number];
 
 export type HistoryEntry = [offset: number, dataJson: string];
 
@@ -75,9 +76,17 @@ export type WorkerStats = {
   /** Socket writes of queued frames (deliveries ÷ writes: how many frames load gathered per syscall). */
   socketWrites: number;
   slowConsumers: number;
+  /** Clients told to come back elsewhere by a drain (reconnect frame, or a Socket.IO transport close). */
+  drained: number;
   errors: Record<string, number>;
   /** Backend hook calls by `<hook> <outcome>` (outcome: ok, denied, timeout, failed, overloaded). */
   hookCalls: Record<string, number>;
+  /** How long each hook call took, by hook (bucket counts since the worker started). */
+  hookLatency: Record<string, HistogramSnapshot>;
+  /** Accepted by this host → written to the socket, per message delivered here (since the worker started). */
+  fanout: HistogramSnapshot;
+  /** The event loop over the last report interval: delay p99 (ms) and utilisation (0-1). */
+  eventLoop: { lagP99Ms: number; utilization: number };
   rssBytes: number;
   /** When the worker took these figures (ms since the epoch): a reader can wait for a report newer than an event. */
   at: number;
@@ -92,7 +101,9 @@ export type ToPrimary =
   | { tag: typeof IPC_TAG; kind: "ready" }
   | { tag: typeof IPC_TAG; kind: "up"; ops: UpOp[] }
   /** The answer to a `ping`, sent from the worker's event loop: it still runs and reads its IPC. */
-  | { tag: typeof IPC_TAG; kind: "pong"; seq: number };
+  | { tag: typeof IPC_TAG; kind: "pong"; seq: number }
+  /** The answer to `topChannels`: this worker's channels matching it, with their subscribers here. */
+  | { tag: typeof IPC_TAG; kind: "topChannels"; qid: number; channels: [channel: string, subscribers: number][] };
 
 export type ToWorker =
   | { tag: typeof IPC_TAG; kind: "down"; events: DownEvent[] }
@@ -102,7 +113,9 @@ export type ToWorker =
   /** What /health and /ready answer now (the primary's view), for requests on kept-alive connections. */
   | { tag: typeof IPC_TAG; kind: "readiness"; readiness: Readiness }
   /** Liveness heartbeat (about once a second): the worker answers `pong` with the same `seq`. */
-  | { tag: typeof IPC_TAG; kind: "ping"; seq: number };
+  | { tag: typeof IPC_TAG; kind: "ping"; seq: number }
+  /** The admin page's channel search: this worker's channels containing `text`, most subscribers first. */
+  | { tag: typeof IPC_TAG; kind: "topChannels"; qid: number; text: string; limit: number };
 
 export function isSwitchboardMessage<T extends { tag: string }>(m: unknown): m is T {
   return typeof m === "object" && m !== null && (m as { tag?: unknown }).tag === IPC_TAG;

@@ -35,6 +35,8 @@ export interface ClusterState {
   onEvent(listener: (event: ClusterEvent) => void): void;
   /** Channels another host stopped refreshing were vacated, and clients of theirs left (found by the reaper). */
   onExpired(listener: (vacated: string[], leaves: PresenceLeave[]) => void): void;
+  /** The last round trip to the shared store, seconds (null: none kept, or not answering). */
+  roundTripSeconds(): number | null;
   close(): Promise<void>;
 }
 

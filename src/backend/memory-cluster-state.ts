@@ -88,5 +88,9 @@ export class MemoryClusterState implements ClusterState {
 
   onExpired(): void {}
 
+  roundTripSeconds(): null {
+    return null;
+  }
+
   async close(): Promise<void> {}
 }

@@ -105,6 +105,8 @@ if removed > 0 and redis.call('ZCARD', KEYS[1]) == 0 then
 end
 return 0`;
 
+const PING_EVERY_MS = 2000;
+
 /** Presence entries re-stated per script call. */
 const REFRESH_CHUNK = 1000;
 
@@ -148,6 +150,8 @@ export class RedisClusterState implements ClusterState {
   readonly #eventsChannel: string;
   readonly #channelsKey: string;
   #timer: NodeJS.Timeout | null = null;
+  #pingTimer: NodeJS.Timeout | null = null;
+  #roundTrip: number | null = null;
   #reapCursor = "0";
   #onEvent: (event: ClusterEvent) => void = () => {};
   #onExpired: (vacated: string[], leaves: PresenceLeave[]) => void = () => {};
@@ -188,6 +192,23 @@ export class RedisClusterState implements ClusterState {
     this.#sub.subscribe(this.#eventsChannel).catch(() => {});
     this.#timer = setInterval(() => void this.#refresh(), Math.max(300, Math.floor(this.#d.ttlMs / 3)));
     this.#timer.unref();
+    this.#pingTimer = setInterval(() => void this.#ping(), PING_EVERY_MS);
+    this.#pingTimer.unref();
+  }
+
+  /** A PING's round trip: what the admin page and `switchboard_redis_ping_seconds` show as the link's lag. */
+  async #ping(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.#redis.ping();
+      this.#roundTrip = (performance.now() - started) / 1000;
+    } catch {
+      this.#roundTrip = null;
+    }
+  }
+
+  roundTripSeconds(): number | null {
+    return this.#roundTrip;
   }
 
   #keys(channel: string): [string, string, string] {
@@ -331,6 +352,7 @@ export class RedisClusterState implements ClusterState {
 
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
     this.#redis.disconnect();
     this.#sub.disconnect();
   }

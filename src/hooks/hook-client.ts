@@ -55,6 +55,7 @@ export class HookClient {
     }
     this.#inFlight += 1;
     let answer: HookAnswer;
+    const started = performance.now();
     try {
       answer = await this.#post(url, JSON.stringify(payload));
     } catch (err) {
@@ -63,31 +64,34 @@ export class HookClient {
         url,
         err instanceof HookTimeout ? "timeout" : "failed",
         (err as Error).message,
+        performance.now() - started,
       );
     } finally {
       this.#inFlight -= 1;
     }
+    const tookMs = performance.now() - started;
     let value: T;
     try {
       value = read(answer);
     } catch (err) {
       if (!(err instanceof SwitchboardError)) {
-        return this.#unavailable(hook, url, "failed", `unusable answer: ${(err as Error).message}`);
+        return this.#unavailable(hook, url, "failed", `unusable answer: ${(err as Error).message}`, tookMs);
       }
-      this.#answered(hook, url, answer);
+      this.#answered(hook, url, answer, tookMs);
       throw err;
     }
-    this.#answered(hook, url, answer);
+    this.#answered(hook, url, answer, tookMs);
     return value;
   }
 
-  #answered(hook: HookName, url: string, answer: HookAnswer): void {
-    this.#o.counters.hookCall(hook, isDenial(answer) ? "denied" : "ok");
+  #answered(hook: HookName, url: string, answer: HookAnswer, tookMs: number): void {
+    this.#o.counters.hookCall(hook, isDenial(answer) ? "denied" : "ok", tookMs);
     this.#outages.answered(hook, url);
   }
 
-  #unavailable(hook: HookName, url: string, outcome: Unavailable, reason: string): never {
-    this.#o.counters.hookCall(hook, outcome);
+  /** `tookMs`: how long the call took (none when it was not made: overloaded). */
+  #unavailable(hook: HookName, url: string, outcome: Unavailable, reason: string, tookMs?: number): never {
+    this.#o.counters.hookCall(hook, outcome, tookMs);
     this.#outages.failed(hook, url, reason);
     throw new SwitchboardError(
       "backend_unavailable",

@@ -1,9 +1,18 @@
-import { createServer, type Server } from "node:http";
+import { timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { Bus } from "../bus/bus.js";
 import { errorReply } from "../errors.js";
 import type { WorkerStats } from "../ipc.js";
-import { collectedCounter, collectedCounterBy, collectedGauge } from "./collected-metrics.js";
+import { addSnapshot, emptySnapshot, type HistogramSnapshot } from "../metrics/latency-histogram.js";
+import { AdminFeed } from "./admin-feed.js";
+import { ADMIN_PAGE } from "./admin-page.js";
+import {
+  collectedCounter,
+  collectedCounterBy,
+  collectedGauge,
+  collectedHistogram,
+} from "./collected-metrics.js";
 import type { StickyBalancer } from "./sticky-balancer.js";
 import type { Supervisor, WorkerInfo } from "./supervisor.js";
 import type { WorkerBridge } from "./worker-bridge.js";
@@ -15,6 +24,13 @@ export type AdminDeps = {
   bridge: WorkerBridge;
   balancer: StickyBalancer;
   status(): Record<string, unknown>;
+  /** The instance's phase: starting, running, draining. */
+  phase(): string;
+  version: string;
+  /** --admin-password: every admin route asks for it (null: loopback-only admin port, no password). */
+  password: string | null;
+  /** The Redis link's state and round trip, with --redis. */
+  redis(): { state: string; pingSeconds: number | null } | null;
   /** Adds metrics of optional parts (the Redis relay). */
   register?(registry: Registry): void;
 };
@@ -23,9 +39,25 @@ type Totals = {
   delivered: number;
   socketWrites: number;
   slowConsumers: number;
+  drained: number;
   errors: Record<string, number>;
   hookCalls: Record<string, number>;
+  fanout: HistogramSnapshot;
+  hookLatency: Record<string, HistogramSnapshot>;
 };
+
+function emptyTotals(): Totals {
+  return {
+    delivered: 0,
+    socketWrites: 0,
+    slowConsumers: 0,
+    drained: 0,
+    errors: {},
+    hookCalls: {},
+    fanout: emptySnapshot(),
+    hookLatency: {},
+  };
+}
 
 /**
  * The admin port (loopback by default): Prometheus /metrics for the whole host (workers' counters summed in
@@ -33,9 +65,10 @@ type Totals = {
  */
 export class AdminServer {
   readonly server: Server;
+  readonly feed: AdminFeed;
   readonly #d: AdminDeps;
   /** Counters of workers that exited, so totals never go backwards. */
-  readonly #retired: Totals = { delivered: 0, socketWrites: 0, slowConsumers: 0, errors: {}, hookCalls: {} };
+  readonly #retired: Totals = emptyTotals();
 
   constructor(d: AdminDeps) {
     this.#d = d;
@@ -198,6 +231,73 @@ export class AdminServer {
       "IPC the primary keeps for its workers, waiting or unwritten (estimate, bytes)",
       () => d.bridge.totalPendingBytes(),
     );
+    collectedHistogram(
+      registry,
+      "switchboard_fanout_latency_seconds",
+      "Accepted by this host to written to the socket, per message delivered (each worker's write pass)",
+      () => [{ labels: {}, snapshot: totals().fanout }],
+    );
+    collectedHistogram(
+      registry,
+      "switchboard_hook_call_duration_seconds",
+      "Backend hook calls, by hook",
+      () => Object.entries(totals().hookLatency).map(([hook, snapshot]) => ({ labels: { hook }, snapshot })),
+    );
+    const perWorker = (name: string, help: string, value: (w: WorkerInfo) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["worker"],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const w of d.supervisor.workers) {
+            const v = value(w);
+            if (v !== null) this.set({ worker: String(w.slot) }, v);
+          }
+        },
+      });
+    perWorker(
+      "switchboard_event_loop_lag_seconds",
+      "Event-loop delay p99 over the worker's last report (about a second), by worker slot",
+      (w) => (w.stats?.eventLoop ? w.stats.eventLoop.lagP99Ms / 1000 : null),
+    );
+    perWorker(
+      "switchboard_event_loop_utilization",
+      "Share of the last report interval the worker's event loop was busy (0-1), by worker slot",
+      (w) => w.stats?.eventLoop?.utilization ?? null,
+    );
+    perWorker(
+      "switchboard_worker_ipc_pending_bytes",
+      "IPC the primary keeps for one worker, waiting or unwritten (estimate), by worker slot",
+      (w) => d.bridge.pendingBytes(w.worker.id),
+    );
+    new Gauge({
+      name: "switchboard_worker_connections",
+      help: "Open client connections by worker slot and protocol",
+      labelNames: ["worker", "protocol"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const w of d.supervisor.workers) {
+          if (!w.stats) continue;
+          this.set({ worker: String(w.slot), protocol: "raw" }, w.stats.rawConnections);
+          this.set({ worker: String(w.slot), protocol: "socketio" }, w.stats.sioConnections);
+        }
+      },
+    });
+    collectedGauge(registry, "switchboard_crash_loop", "1 while a worker keeps dying (crash loop)", () =>
+      d.supervisor.crashLooping() ? 1 : 0,
+    );
+    collectedGauge(registry, "switchboard_draining", "1 while the instance drains (SIGTERM, promote)", () =>
+      d.phase() === "draining" ? 1 : 0,
+    );
+    collectedGauge(
+      registry,
+      "switchboard_drain_connections_left",
+      "Client connections still open while draining (0 otherwise)",
+      () => (d.phase() === "draining" ? sum(live(), (s) => s.rawConnections + s.sioConnections) : 0),
+    );
     new Counter({
       name: "switchboard_hook_calls_total",
       help: "Backend hook calls by hook (connect, subscribe, publish, rpc, refresh) and outcome (ok, denied, timeout, failed, overloaded)",
@@ -219,25 +319,89 @@ export class AdminServer {
     );
     d.register?.(registry);
 
-    this.server = createServer((req, res) => {
-      const path = req.url?.split("?", 1)[0];
-      if (req.method === "GET" && path === "/metrics") {
-        registry.metrics().then((text) => {
-          res.writeHead(200, { "content-type": registry.contentType });
-          res.end(text);
-        });
-        return;
-      }
-      if (req.method === "GET" && (path === "/status" || path === "/")) {
-        const body = JSON.stringify({ ...d.status(), totals: this.totals() }, null, 2);
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(body);
-        return;
-      }
-      const { status, body } = errorReply("not_found", "admin routes: /metrics, /status");
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(body));
+    this.feed = new AdminFeed({
+      instance: d.instance,
+      version: d.version,
+      supervisor: d.supervisor,
+      bridge: d.bridge,
+      phase: d.phase,
+      totals,
+      redis: d.redis,
     });
+    d.bridge.onChannelMessage = (channel) => this.feed.published(channel);
+    this.server = createServer((req, res) => {
+      if (!this.#authorized(req)) {
+        res.writeHead(401, {
+          "www-authenticate": 'Basic realm="switchboard admin"',
+          "content-type": "application/json",
+        });
+        res.end(JSON.stringify(errorReply("unauthorized", "the admin port needs --admin-password").body));
+        return;
+      }
+      const url = new URL(`http://x${req.url?.startsWith("/") ? req.url : "/"}`);
+      const route = `${req.method} ${url.pathname}`;
+      const json = (status: number, body: unknown) => {
+        res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+        res.end(JSON.stringify(body, null, 2));
+      };
+      switch (route) {
+        case "GET /metrics":
+          registry.metrics().then((text) => {
+            res.writeHead(200, { "content-type": registry.contentType });
+            res.end(text);
+          });
+          return;
+        case "GET /status": {
+          const latest = this.feed.latest;
+          return json(200, {
+            ...d.status(),
+            totals: this.totals(),
+            ...(latest ? { fanout: latest.fanout } : {}),
+          });
+        }
+        case "GET /":
+          res.writeHead(200, {
+            "content-type": "text/html; charset=utf-8",
+            // Self-contained: nothing may load from anywhere but this page.
+            "content-security-policy":
+              "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+            "cache-control": "no-store",
+          });
+          res.end(ADMIN_PAGE);
+          return;
+        case "GET /feed":
+          return this.feed.serve(req, res);
+        case "GET /channels": {
+          const text = (url.searchParams.get("q") ?? "").slice(0, 256);
+          const limit = Math.min(100, Math.max(1, Number(url.searchParams.get("limit")) || 20));
+          this.feed.search(text, limit).then((rows) => json(200, rows));
+          return;
+        }
+        default: {
+          const { status, body } = errorReply(
+            "not_found",
+            "admin routes: /, /feed, /channels, /metrics, /status",
+          );
+          return json(status, body);
+        }
+      }
+    });
+  }
+
+  /** With --admin-password: HTTP Basic (any user name) or `Authorization: Bearer <password>`. */
+  #authorized(req: IncomingMessage): boolean {
+    const password = this.#d.password;
+    if (!password) return true;
+    const header = req.headers.authorization ?? "";
+    let given = "";
+    if (header.startsWith("Bearer ")) given = header.slice(7);
+    else if (header.startsWith("Basic ")) {
+      const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
+      given = decoded.slice(decoded.indexOf(":") + 1);
+    }
+    const a = Buffer.from(given);
+    const b = Buffer.from(password);
+    return a.length === b.length && timingSafeEqual(a, b);
   }
 
   /** Adds an exited worker's last counters to the retired totals. */
@@ -247,24 +411,25 @@ export class AdminServer {
   }
 
   totals(): Totals {
-    const t: Totals = {
-      delivered: this.#retired.delivered,
-      socketWrites: this.#retired.socketWrites,
-      slowConsumers: this.#retired.slowConsumers,
-      errors: { ...this.#retired.errors },
-      hookCalls: { ...this.#retired.hookCalls },
-    };
+    const t = emptyTotals();
+    addTotals(t, this.#retired);
     for (const w of this.#d.supervisor.workers) if (w.stats) addTotals(t, w.stats);
     return t;
   }
 }
 
-function addTotals(t: Totals, s: WorkerStats): void {
+function addTotals(t: Totals, s: Totals | WorkerStats): void {
   t.delivered += s.delivered;
   t.socketWrites += s.socketWrites;
   t.slowConsumers += s.slowConsumers;
+  t.drained += s.drained ?? 0;
   for (const [code, n] of Object.entries(s.errors)) t.errors[code] = (t.errors[code] ?? 0) + n;
-  for (const [key, n] of Object.entries(s.hookCalls ?? {})) t.hookCalls[key] = (t.hookCalls[key] ?? 0) + n;
+  for (const [key, n] of Object.entries(s.hookCalls)) t.hookCalls[key] = (t.hookCalls[key] ?? 0) + n;
+  addSnapshot(t.fanout, s.fanout);
+  for (const [hook, h] of Object.entries(s.hookLatency)) {
+    t.hookLatency[hook] ??= emptySnapshot();
+    addSnapshot(t.hookLatency[hook], h);
+  }
 }
 
 function sum<T>(items: T[], pick: (t: T) => number): number {

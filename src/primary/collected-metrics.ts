@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from "prom-client";
+import { type HistogramSnapshot, LATENCY_BUCKETS } from "../metrics/latency-histogram.js";
 
 /**
  * Metrics whose value is read at scrape time from a running total kept elsewhere (worker reports, relay counts):
@@ -45,4 +46,43 @@ export function collectedCounterBy(
       for (const [value, n] of Object.entries(counts())) this.inc({ [label]: value }, n);
     },
   });
+}
+
+/**
+ * A histogram read at scrape time from bucket counts summed elsewhere (workers' reports): prom-client's own
+ * Histogram can only observe, so this is the exposition object the registry formats. `series` gives one snapshot
+ * per label set.
+ */
+export function collectedHistogram(
+  registry: Registry,
+  name: string,
+  help: string,
+  series: () => { labels: Record<string, string>; snapshot: HistogramSnapshot }[],
+): void {
+  registry.registerMetric({
+    name,
+    help,
+    type: "histogram",
+    aggregator: "sum",
+    get: async () => ({
+      name,
+      help,
+      type: "histogram",
+      aggregator: "sum",
+      values: series().flatMap(({ labels, snapshot }) => {
+        let cumulative = 0;
+        const buckets = snapshot.counts.map((n, i) => {
+          cumulative += n;
+          const le = i < LATENCY_BUCKETS.length ? String(LATENCY_BUCKETS[i]) : "+Inf";
+          return { metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative };
+        });
+        return [
+          ...buckets,
+          { metricName: `${name}_sum`, labels, value: snapshot.sum },
+          { metricName: `${name}_count`, labels, value: snapshot.count },
+        ];
+      }),
+    }),
+    reset() {},
+  } as unknown as Parameters<Registry["registerMetric"]>[0]);
 }

@@ -1,8 +1,10 @@
 import type { Worker } from "node:cluster";
+import { readFileSync } from "node:fs";
 import type { Server as HttpServer } from "node:http";
 import type { AddressInfo, Server as NetServer } from "node:net";
 import { createServer } from "node:net";
 import { setupPrimary as setupAdapterRelay } from "@socket.io/cluster-adapter";
+import { Gauge } from "prom-client";
 import { BackendService } from "../backend/backend-service.js";
 import type { ClusterState } from "../backend/cluster-state.js";
 import { MemoryClusterState } from "../backend/memory-cluster-state.js";
@@ -23,6 +25,10 @@ import { WorkerBridge } from "./worker-bridge.js";
 
 /** History TTLs are enforced at least this often (more often when a namespace's TTL is shorter). */
 const SWEEP_INTERVAL_MS = 30_000;
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 
 /** How long a stopping primary waits for its last webhook events to be taken. */
 const WEBHOOK_FLUSH_MS = 3000;
@@ -48,7 +54,7 @@ export async function runPrimary(config: Config): Promise<void> {
       else if (message.kind === "ready") {
         pushed = "";
         pushReadiness();
-      }
+      } else if (message.kind === "topChannels") admin.feed.onWorkerMessage(message);
     },
     onExit(info) {
       bridge.removeWorker(info.worker.id);
@@ -219,9 +225,25 @@ export async function runPrimary(config: Config): Promise<void> {
     bridge,
     balancer,
     status,
+    phase: () => phase,
+    version: VERSION,
+    password: config.adminPassword,
+    redis: () =>
+      redisBus ? { state: redisBus.health().state, pingSeconds: clusterState.roundTripSeconds() } : null,
     register(registry) {
       redisBus?.registerMetrics(registry);
       webhooks?.registerMetrics(registry);
+      if (config.redis)
+        new Gauge({
+          name: "switchboard_redis_ping_seconds",
+          help: "Round trip of a PING to Redis, every 2 s (absent while it does not answer)",
+          registers: [registry],
+          collect() {
+            this.reset();
+            const rtt = clusterState.roundTripSeconds();
+            if (rtt !== null) this.set(rtt);
+          },
+        });
     },
   });
 
@@ -264,6 +286,7 @@ export async function runPrimary(config: Config): Promise<void> {
     await bus.close();
     clearTimeout(hardStop);
     publicServer.close();
+    admin.feed.close();
     admin.server.close();
     log.info("stopped");
     process.exit(0);

@@ -31,7 +31,7 @@ type Outbox = {
 function eventBytes(e: DownEvent): number {
   switch (e[0]) {
     case "msg":
-      return 24 + e[1].length + e[3].length;
+      return 32 + e[1].length + e[3].length;
     case "subok": {
       let n = 64;
       for (const [, dataJson] of e[2].history) n += 16 + dataJson.length;
@@ -75,6 +75,8 @@ export class WorkerBridge implements BusSink {
   readonly #onStats: (info: WorkerInfo) => void;
   /** Where presence reports, closed connections and server API questions go. */
   onBackendOp: (workerId: number, op: BackendOp) => void = () => {};
+  /** Told of every message that reaches this host's workers (the admin page's per-channel rates). */
+  onChannelMessage: (channel: string) => void = () => {};
   /** This host's interest in a channel changed (after the bus heard of it). */
   onInterest: (channel: string, interested: boolean) => void = () => {};
 
@@ -171,7 +173,10 @@ export class WorkerBridge implements BusSink {
 
   deliver(channel: string, offset: number, dataJson: string): void {
     const workers = this.interest.workers(channel);
-    if (workers) for (const workerId of workers) this.#push(workerId, ["msg", channel, offset, dataJson]);
+    if (!workers) return;
+    this.onChannelMessage(channel);
+    const event: DownEvent = ["msg", channel, offset, dataJson, Date.now()];
+    for (const workerId of workers) this.#push(workerId, event);
   }
 
   lost(channel: string, offset: number, epoch: string): void {

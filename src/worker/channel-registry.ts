@@ -117,4 +117,13 @@ export class ChannelRegistry<M extends Member> {
   get size(): number {
     return this.#channels.size;
   }
+
+  /** The `limit` channels containing `text` with the most subscribers here (the admin page's search; a scan). */
+  top(text: string, limit: number): [channel: string, subscribers: number][] {
+    const out: [string, number][] = [];
+    for (const [channel, e] of this.#channels)
+      if (channel.includes(text)) out.push([channel, e.raw.size + e.sio.size]);
+    out.sort((a, b) => b[1] - a[1]);
+    return out.slice(0, limit);
+  }
 }

@@ -1,6 +1,7 @@
 import type { Server } from "node:http";
 import type { Logger } from "../log.js";
 import type { SioGateway } from "./sio-gateway.js";
+import type { WorkerCounters } from "./worker-counters.js";
 import type { WsGateway } from "./ws-gateway.js";
 
 /** About 500 closes per second per worker: a few clients go at once, 10,000 use the whole window. */
@@ -21,6 +22,7 @@ export function drainWorker(
   ws: WsGateway,
   sio: SioGateway,
   log: Logger,
+  counters: Pick<WorkerCounters, "drained">,
   random: () => number = Math.random,
 ): Promise<void> {
   const started = Date.now();
@@ -31,10 +33,20 @@ export function drainWorker(
   const maxDelayMs = Math.min(5000, Math.max(100, Math.round(windowMs / 4)));
   for (const conn of ws.connections) {
     const delayMs = Math.round(random() * maxDelayMs);
-    timers.push(setTimeout(() => ws.sendReconnect(conn, delayMs, plan.reason), random() * windowMs));
+    timers.push(
+      setTimeout(() => {
+        ws.sendReconnect(conn, delayMs, plan.reason);
+        counters.drained += 1;
+      }, random() * windowMs),
+    );
   }
   for (const socket of sio.io.of("/").sockets.values()) {
-    timers.push(setTimeout(() => socket.conn.close(), random() * windowMs));
+    timers.push(
+      setTimeout(() => {
+        socket.conn.close();
+        counters.drained += 1;
+      }, random() * windowMs),
+    );
   }
   // A client that vanished never completes a close handshake (a long-polling one is waited for 30 s):
   // whoever is left once the window and a grace period have passed is cut off.

@@ -32,6 +32,8 @@ export class FrameFlusher {
   /** Frames and socket writes so far (frames per write: how much the passes coalesced). */
   frames = 0;
   writes = 0;
+  /** Runs after every pass (fan-out latency is measured there). */
+  onPassEnd: () => void = () => {};
 
   mark(conn: Flushable): void {
     this.#dirty.add(conn);
@@ -55,6 +57,7 @@ export class FrameFlusher {
     this.#dirty.clear();
     const ended = performance.now();
     this.#nextPassAt = ended + Math.min(MAX_WAIT_MS, (ended - started) * PASS_SPACING);
+    this.onPassEnd();
   }
 
   close(): void {

@@ -11,8 +11,10 @@ import { ChannelRegistry } from "./channel-registry.js";
 import type { ClientMember } from "./client-member.js";
 import { ClientsByUser } from "./clients-by-user.js";
 import { drainWorker } from "./drain.js";
+import { FanoutTimer } from "./fanout-timer.js";
 import { FrameFlusher } from "./frame-flusher.js";
 import { createHttpApi } from "./http-api.js";
+import { LoopMonitor } from "./loop-monitor.js";
 import { deliverPresenceNotice } from "./presence-notices.js";
 import { presenceReporter } from "./presence-reporter.js";
 import { SioGateway } from "./sio-gateway.js";
@@ -86,9 +88,14 @@ export function runWorker(config: Config, workerId: number): void {
   });
   setupStickyWorker(server, sio.io, workerId);
 
-  bus.onDelivery(([, channel, offset, dataJson]) => {
+  const fanout = new FanoutTimer(counters.fanout);
+  flusher.onPassEnd = () => fanout.written();
+  const loop = new LoopMonitor();
+  bus.onDelivery(([, channel, offset, dataJson, acceptedAt]) => {
     registry.delivered(channel, offset);
-    counters.delivered += ws.deliver(channel, offset, dataJson) + sio.deliver(channel, offset, dataJson);
+    const n = ws.deliver(channel, offset, dataJson) + sio.deliver(channel, offset, dataJson);
+    counters.delivered += n;
+    if (n > 0) fanout.queued(acceptedAt);
   });
   bus.onLost((channel, offset, epoch) => {
     registry.moved(channel, { offset, epoch });
@@ -108,10 +115,12 @@ export function runWorker(config: Config, workerId: number): void {
   bus.onControl((m) => {
     // The primary's liveness heartbeat: answered at once, so a worker whose event loop stops is noticed.
     if (m.kind === "ping") bus.send({ tag: IPC_TAG, kind: "pong", seq: m.seq });
+    else if (m.kind === "topChannels")
+      bus.send({ tag: IPC_TAG, kind: "topChannels", qid: m.qid, channels: registry.top(m.text, m.limit) });
     else if (m.kind === "readiness") readiness = m.readiness;
     else if (m.kind === "drain") {
       accepting = false;
-      void drainWorker(m, server, ws, sio, log).then(() => {
+      void drainWorker(m, server, ws, sio, log, counters).then(() => {
         ws.close();
         sio.close();
         flusher.close();
@@ -128,8 +137,12 @@ export function runWorker(config: Config, workerId: number): void {
       delivered: counters.delivered,
       socketWrites: flusher.writes,
       slowConsumers: counters.slowConsumers,
+      drained: counters.drained,
       errors: { ...counters.errors },
       hookCalls: { ...counters.hookCalls },
+      hookLatency: counters.hookLatency(),
+      fanout: counters.fanout.snapshot(),
+      eventLoop: loop.sample(),
       rssBytes: process.memoryUsage.rss(),
       at: Date.now(),
     });
