@@ -37,6 +37,8 @@ export interface BenchConfig {
   refRateD: number;
   /** C publishes batches (the messages due in one 10 ms tick per request) instead of one message per request. */
   batchC: boolean;
+  /** An admin page's live feed stays open on Switchboard during every run (what watching the page costs). */
+  adminFeed: boolean;
   /** Consecutive unsustained steps after which a C/D run stops stepping up. */
   stopAfterFail: number;
   workers: number;
@@ -77,6 +79,7 @@ const DEFAULTS: BenchConfig = {
   refRateC: 5,
   refRateD: 1000,
   batchC: false,
+  adminFeed: false,
   stopAfterFail: 1,
   workers: availableParallelism(),
   scaleConnections: 100_000,
@@ -130,6 +133,7 @@ export const USAGE = `Usage: bench [flags]
   --concurrency N             handshakes in flight                                  default 500
   --client-processes N        minimum load-client processes                         default 2
   --batch-c                   C publishes batches per 10 ms tick, not one message per request
+  --admin-feed                keep the admin page's live feed (/feed on the admin port) open on Switchboard
   --stop-after-fail N         stop stepping after N unsustained steps               default 1
   --recovery-clients N        SDK clients for H                                     default 1000
   --recovery-rate R           publishes per second during H's promote               default 50
@@ -170,6 +174,10 @@ export function parseBenchArgs(argv: string[]): BenchConfig {
     if (flag === "--smoke") continue;
     if (flag === "--batch-c") {
       cfg.batchC = true;
+      continue;
+    }
+    if (flag === "--admin-feed") {
+      cfg.adminFeed = true;
       continue;
     }
     if (flag === "--help" || flag === "-h") throw new BenchConfigError(USAGE);

@@ -2,6 +2,7 @@
  * What every scenario run shares: a fresh server, a fleet of load clients, connecting with live progress,
  * CPU and RSS metering, and cleanup (clients first, then the server, both by pid) whatever happens.
  */
+import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ServerCommand, ServerProcess } from "../../harness/server-process.js";
 import type { BenchConfig } from "../bench-config.js";
@@ -55,17 +56,27 @@ export async function withSession(
   const fleet = LoadFleet.start(LoadFleet.processesFor(opts.connections, ctx.config.clientProcesses));
   let server: ServerProcess | undefined;
   let health: HealthProbe | undefined;
+  let feed: { close(): void } | undefined;
   try {
     server = await startServer(ctx.spec.command(opts.workers));
     // Every scenario also reports how its load slowed the health check a balancer would make meanwhile.
     health = new HealthProbe(server.port);
+    if (ctx.config.adminFeed && server.adminPort > 0) feed = openAdminFeed(server.adminPort);
     const outcome = await fn({ server, fleet });
     return { ...outcome, figures: { ...outcome.figures, ...(await health.stop()) } };
   } finally {
+    feed?.close();
     await health?.stop();
     await fleet.close();
     await stopServer(ctx, server);
   }
+}
+
+/** Reads the admin page's live feed (server-sent events) the way an open page does, until closed. */
+function openAdminFeed(adminPort: number): { close(): void } {
+  const req = http.get({ host: "127.0.0.1", port: adminPort, path: "/feed" }, (res) => res.resume());
+  req.on("error", () => {});
+  return { close: () => req.destroy() };
 }
 
 /** Opens `total` connections with a live progress line; fails when the server dies meanwhile. */
