@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { parseRedisTarget } from "./bus/redis/redis-options.js";
 import { type Config, ConfigError, loadConfig, settings } from "./config.js";
 import { IPC_TAG, isSwitchboardMessage, type ToPrimary, type ToWorker } from "./ipc.js";
+import { DEFAULT_ADMIN_URL } from "./status/defaults.js";
 
 /** Exit code for invalid configuration (systemd: RestartPreventExitStatus=2). */
 const EXIT_CONFIG = 2;
@@ -73,6 +74,29 @@ async function main(): Promise<void> {
       process.stdout.write(`config ok: ${JSON.stringify(shown)}\n`);
     },
   );
+  program
+    .command("status")
+    .summary(
+      "show a running server's workers, connections and totals (exit 0 ready, 1 degraded, 2 unreachable)",
+    )
+    .description(
+      "show a running server's workers, connections and totals from its admin port (docs/monitoring.md); " +
+        "exit 0 ready, 1 degraded, 2 unreachable or bad usage",
+    )
+    .option("--watch", "refresh in place every second until Ctrl-C (rates per second from two reads)")
+    .option("--json", "print the /status JSON as is (with --watch: one line per second, NDJSON)")
+    .option("--admin <url>", `the admin port's URL (env ADMIN_URL, default ${DEFAULT_ADMIN_URL})`)
+    // Bad usage exits 2 like an unreachable server (commander's own code is 1, which means "degraded" here).
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+    .action(async (opts: { watch?: boolean; json?: boolean; admin?: string }) => {
+      // Loaded on demand, like the bench.
+      const { runStatus } = await import("./status/command.js");
+      process.exitCode = await runStatus({
+        watch: opts.watch === true,
+        json: opts.json === true,
+        admin: opts.admin ?? process.env.ADMIN_URL ?? DEFAULT_ADMIN_URL,
+      });
+    });
   program
     .command("bench")
     .description("run the benchmark (see README: Performance)")
