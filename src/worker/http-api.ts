@@ -3,13 +3,14 @@ import type { Server as IoServer } from "socket.io";
 import type { Published } from "../bus/bus.js";
 import type { Config } from "../config.js";
 import { errorReply, SwitchboardError } from "../errors.js";
-import type { OutgoingMessage, Question, UserAction } from "../ipc.js";
+import type { OutgoingMessage } from "../ipc.js";
 import type { Logger } from "../log.js";
 import { checkedChannel, encodedData, idempotencyKeyProblem } from "../protocol/client-message.js";
 import { publishedFields } from "../protocol/server-frames.js";
 import { answerProbe, type ProbeAnswer, type Readiness } from "../readiness.js";
 import { checkApiAccess } from "./auth.js";
 import type { BusClient } from "./bus-client.js";
+import { broadcastMessages, channelsQuestion, historyQuestion, userAction } from "./server-api-input.js";
 import { channelRoom } from "./sio-gateway.js";
 import type { WorkerCounters } from "./worker-counters.js";
 
@@ -50,17 +51,14 @@ export const PRESENCE_EVENT = "switchboard:presence";
 /** Subscriber counts of some channels, asked of every worker of every host (the channel list). */
 export const COUNTS_EVENT = "switchboard:counts";
 
-const MAX_BROADCAST_CHANNELS = 1000;
-const MAX_PAGE = 1000;
-const MAX_REASON_LENGTH = 120;
-
 /**
- * The worker's HTTP routes on the public port: POST /api/publish, GET /api/presence, POST /api/emit, and
- * /health and /ready for requests that arrive on a kept-alive connection (the primary answers fresh ones; both
+ * The worker's HTTP routes on the public port: the publish API, the server API (broadcast, presence, history,
+ * channels, what to do to a user: docs/backend.md), POST /api/emit, and /health and /ready for requests that arrive on a kept-alive connection (the primary answers fresh ones; both
  * answer from the same snapshot, readiness.ts).
  */
 export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const bodyLimit = Math.max(1024 * 1024, d.config.maxPayloadBytes * 2);
+  const limits = { maxChannelLength: d.config.maxChannelLength, maxPayloadBytes: d.config.maxPayloadBytes };
   d.io.on(PRESENCE_EVENT, (channel: string, reply: (n: number) => void) => reply(d.rawCount(channel)));
   d.io.on(COUNTS_EVENT, (channels: string[], reply: (counts: number[]) => void) =>
     reply(channels.map((c) => d.subscriberCount(c))),
@@ -70,6 +68,8 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
     const run = async (): Promise<void> => {
       const url = requestUrl(req.url);
       const route = `${req.method} ${url.pathname}`;
+      // Every /api/ route has the publish API's access rule (README "HTTP").
+      if (url.pathname.startsWith("/api/")) checkApiAccess(req, d.config.apiKey);
       switch (route) {
         case "GET /health":
         case "GET /ready": {
@@ -77,37 +77,29 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
           return send(res, answer.status, answer.body);
         }
         case "POST /api/publish":
-          checkApiAccess(req, d.config.apiKey);
           return send(res, 200, await publish(await readJson(req, bodyLimit)));
         case "GET /api/presence":
-          checkApiAccess(req, d.config.apiKey);
           return send(res, 200, await presence(url.searchParams.get("channel")));
         case "GET /api/presence-stats":
-          checkApiAccess(req, d.config.apiKey);
           return send(res, 200, await d.bus.ask({ kind: "presenceStats", channel: channelParam(url) }));
         case "GET /api/history":
-          checkApiAccess(req, d.config.apiKey);
-          return send(res, 200, await d.bus.ask(historyQuestion(url)));
+          return send(res, 200, await d.bus.ask(historyQuestion(url, limits)));
         case "GET /api/channels":
-          checkApiAccess(req, d.config.apiKey);
           return send(res, 200, await channels(url));
         case "POST /api/broadcast":
-          checkApiAccess(req, d.config.apiKey);
           return send(res, 200, await broadcast(await readJson(req, bodyLimit)));
         case "POST /api/disconnect":
         case "POST /api/unsubscribe":
         case "POST /api/refresh":
-          checkApiAccess(req, d.config.apiKey);
           return send(
             res,
             200,
             await d.bus.ask({
               kind: "userAction",
-              action: userAction(url.pathname, await readJson(req, bodyLimit)),
+              action: userAction(url.pathname, await readJson(req, bodyLimit), limits),
             }),
           );
         case "POST /api/emit":
-          checkApiAccess(req, d.config.apiKey);
           return send(res, 200, emit(await readJson(req, bodyLimit)));
         default:
           throw new SwitchboardError("not_found", `no route ${route}`);
@@ -151,24 +143,9 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
     return checkedChannel(url.searchParams.get("channel"), d.config.maxChannelLength);
   }
 
-  function historyQuestion(url: URL): Question {
-    const channel = channelParam(url);
-    const since = optionalInt(url, "since", 0, Number.MAX_SAFE_INTEGER);
-    const limit = optionalInt(url, "limit", 1, MAX_PAGE) ?? 100;
-    const epoch = url.searchParams.get("epoch");
-    if (epoch !== null && since === null)
-      throw new SwitchboardError("bad_request", "epoch goes with since (the position to read after)");
-    return { kind: "history", channel, since, epoch, limit };
-  }
-
   /** Occupied channels (every host), a page at a time, each with its subscribers on every worker of every host. */
   async function channels(url: URL): Promise<unknown> {
-    const pattern = url.searchParams.get("pattern");
-    if (pattern !== null && (pattern.length === 0 || pattern.length > d.config.maxChannelLength))
-      throw new SwitchboardError("bad_request", `pattern must be 1-${d.config.maxChannelLength} characters`);
-    const limit = optionalInt(url, "limit", 1, MAX_PAGE) ?? 100;
-    const cursor = url.searchParams.get("cursor");
-    const page = (await d.bus.ask({ kind: "channels", pattern, cursor, limit })) as {
+    const page = (await d.bus.ask(channelsQuestion(url, limits))) as {
       channels: string[];
       cursor: string | null;
     };
@@ -187,45 +164,8 @@ export function createHttpApi(d: HttpApiDeps): (req: IncomingMessage, res: Serve
 
   /** One message to many channels: each channel numbers it on its own (one offset per channel). */
   async function broadcast(body: unknown): Promise<unknown> {
-    if (!isObject(body) || !Array.isArray(body.channels) || !("data" in body))
-      throw new SwitchboardError("bad_request", 'body must be {"channels":[…],"data":…}');
-    const list = body.channels as unknown[];
-    if (list.length === 0 || list.length > MAX_BROADCAST_CHANNELS)
-      throw new SwitchboardError("bad_request", `channels must hold 1-${MAX_BROADCAST_CHANNELS} names`);
-    const keyWhy = idempotencyKeyProblem(body.idempotencyKey);
-    if (keyWhy) throw new SwitchboardError("bad_request", keyWhy);
-    const dataJson = encodedData(body.data, d.config.maxPayloadBytes);
-    const key = (body.idempotencyKey as string | undefined) ?? null;
-    const names = list.map((c, i) => checkedChannel(c, d.config.maxChannelLength, `channels[${i}]: `));
-    const results = await d.bus.publish(names.map((c) => [c, dataJson, key]));
+    const results = await d.bus.publish(broadcastMessages(body, limits));
     return { ok: true, offsets: results.map((r) => r.offset), epochs: results.map((r) => r.epoch) };
-  }
-
-  function userAction(path: string, body: unknown): UserAction {
-    if (!isObject(body) || typeof body.user !== "string" || body.user.length === 0 || body.user.length > 256)
-      throw new SwitchboardError("bad_request", 'body must name a "user" (a string of 1-256 characters)');
-    const user = body.user;
-    if (path === "/api/unsubscribe")
-      return { kind: "unsubscribe", user, channel: checkedChannel(body.channel, d.config.maxChannelLength) };
-    if (path === "/api/refresh") {
-      const expireAt = body.expireAt;
-      if (typeof expireAt !== "number" || !Number.isInteger(expireAt) || expireAt * 1000 <= Date.now())
-        throw new SwitchboardError("bad_request", "expireAt must be a unix time (seconds) in the future");
-      return { kind: "refresh", user, expireAt };
-    }
-    const reconnect = body.reconnect ?? true;
-    if (typeof reconnect !== "boolean")
-      throw new SwitchboardError("bad_request", "reconnect must be true or false");
-    const code = body.code ?? (reconnect ? 4009 : 4010);
-    if (typeof code !== "number" || !Number.isInteger(code) || code < 4000 || code > 4999)
-      throw new SwitchboardError("bad_request", "code must be a WebSocket close code of 4000-4999");
-    const reason = body.reason ?? "disconnected by the server";
-    if (typeof reason !== "string" || reason.length > MAX_REASON_LENGTH)
-      throw new SwitchboardError(
-        "bad_request",
-        `reason must be a string of at most ${MAX_REASON_LENGTH} characters`,
-      );
-    return { kind: "disconnect", user, code, reason, reconnect };
   }
 
   /** With presence on for the namespace: who is there; otherwise the subscriber counts per protocol (a scan). */
@@ -281,16 +221,6 @@ function requestUrl(target: string | undefined): URL {
   } catch {
     throw new SwitchboardError("bad_request", "the request target is not a valid path");
   }
-}
-
-/** An integer query parameter within [min, max], or null when absent. */
-function optionalInt(url: URL, name: string, min: number, max: number): number | null {
-  const text = url.searchParams.get(name);
-  if (text === null) return null;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max)
-    throw new SwitchboardError("bad_request", `${name} must be an integer of ${min}-${max}`);
-  return n;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
