@@ -13,7 +13,7 @@
  * the configuration; the client is outside it, so HAProxy does not honour its pin header.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { requireTool } from "../../src/harness/tools.js";
 import { haproxyCommand, haproxyServers, Proc, replaceOnce, tempDir } from "../deploy/helpers.js";
@@ -74,16 +74,34 @@ export class Fleet {
   agent: Agent | undefined;
   readonly brokenRelease: string;
 
+  /**
+   * The release every host runs, as /opt/switchboard/releases/… would be: a copy of the build (dist/, scripts/,
+   * the process file) taken at the start, with node_modules linked. A rebuild of the checkout while the test runs
+   * does not change what runs or what promote starts.
+   */
+  readonly release: string;
+
   private constructor(net: Network) {
     this.net = net;
     this.brokenRelease = path.join(this.tmp.dir, "broken-release");
+    this.release = path.join(this.tmp.dir, "release");
+    for (const part of ["dist", "scripts", "ecosystem.config.cjs", "package.json"])
+      cpSync(path.join(ROOT, part), path.join(this.release, part), { recursive: true });
+    symlinkSync(path.join(ROOT, "node_modules"), path.join(this.release, "node_modules"));
   }
 
   /** The network and every process; on failure, whatever was made is removed again before it throws. */
   static async start(log: (line: string) => void): Promise<Fleet> {
     for (const tool of ["haproxy", "redis-server", "ip"]) requireTool(tool);
     requireTool("redis-cli", "redis-tools");
-    const fleet = new Fleet(Network.create());
+    const net = Network.create();
+    let fleet: Fleet;
+    try {
+      fleet = new Fleet(net);
+    } catch (err) {
+      net.cleanup();
+      throw err;
+    }
     try {
       for (const role of [...APPS, ...LBS, "client"] as const) fleet.net.addHost(role, ADDR[role]);
       let t = Date.now();
@@ -311,6 +329,9 @@ export class Fleet {
     return {
       ...process.env,
       PM2_HOME: path.join(this.tmp.dir, app, "pm2"),
+      SWITCHBOARD_DIR: this.release,
+      SWITCHBOARD_BLUE_DIR: this.release,
+      SWITCHBOARD_GREEN_DIR: this.release,
       PM2_SILENT: "false",
       HOST: ADDR[app],
       REDIS_URL,
@@ -359,7 +380,7 @@ export class Fleet {
     mkdirSync(path.join(this.tmp.dir, app), { recursive: true });
     const res = await this.pm2(app, [
       "start",
-      path.join(ROOT, "ecosystem.config.cjs"),
+      path.join(this.release, "ecosystem.config.cjs"),
       "--only",
       "switchboard-blue",
     ]);
@@ -435,7 +456,7 @@ export class Fleet {
     ];
     const res = await this.#runIn(
       app,
-      path.join(ROOT, "scripts", "promote"),
+      path.join(this.release, "scripts", "promote"),
       argv,
       { ...this.env(app), ...env },
       90_000,
