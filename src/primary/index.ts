@@ -5,10 +5,7 @@ import type { AddressInfo, Server as NetServer } from "node:net";
 import { createServer } from "node:net";
 import { setupPrimary as setupAdapterRelay } from "@socket.io/cluster-adapter";
 import { Gauge } from "prom-client";
-import { BackendService } from "../backend/backend-service.js";
-import type { ClusterState } from "../backend/cluster-state.js";
-import { MemoryClusterState } from "../backend/memory-cluster-state.js";
-import { WebhookSender } from "../backend/webhooks.js";
+import { startBackendSide } from "../backend/backend-side.js";
 import type { Bus } from "../bus/bus.js";
 import { MemoryBus } from "../bus/memory-bus.js";
 import type { RedisBus } from "../bus/redis/redis-bus.js";
@@ -88,41 +85,13 @@ export async function runPrimary(config: Config): Promise<void> {
   }
   bridge.attach(bus);
 
-  const webhooks = config.webhook
-    ? new WebhookSender({
-        url: config.webhook,
-        secret: config.hookSecret,
-        queueMax: config.webhookQueue,
-        retryMs: config.webhookRetryMs,
-        timeoutMs: config.hookTimeoutMs,
-        instance: config.instance,
-        log: log.child({ module: "webhooks" }),
-      })
-    : null;
-  let clusterState: ClusterState;
-  if (config.redis) {
-    const { RedisClusterState } = await import("../backend/redis-cluster-state.js");
-    const { parseRedisTarget } = await import("../bus/redis/redis-options.js");
-    clusterState = new RedisClusterState({
-      target: parseRedisTarget(config.redis, config.redisCluster),
-      prefix: config.redisPrefix,
-      ttlMs: config.presenceTtlMs,
-      log: log.child({ module: "cluster-state" }),
-      local: () => ({ channels: bridge.interest.names(), presence: backend.localPresence() }),
-    });
-  } else clusterState = new MemoryClusterState();
-  const backend: BackendService = new BackendService({
-    state: clusterState,
-    webhooks,
+  const { backend, clusterState, webhooks } = await startBackendSide({
+    config,
     bus,
+    bridge,
     namespaces,
     log,
-    send: (workerId, event) => bridge.sendTo(workerId, event),
-    sendToInterested: (channel, event) => bridge.sendToInterested(channel, event),
-    sendToAll: (event) => bridge.sendToAll(event),
   });
-  bridge.onBackendOp = (workerId, op) => backend.apply(workerId, op);
-  bridge.onInterest = (channel, interested) => backend.interest(channel, interested);
 
   const readiness = (): Readiness => {
     const { ready, retiring, starting, draining } = supervisor.countByState();
