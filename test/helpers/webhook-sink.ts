@@ -48,6 +48,11 @@ export class WebhookSink {
     return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/webhook`;
   }
 
+  /** The flags that point a server's webhooks here, signed with this sink's secret. */
+  serverArgs(): string[] {
+    return ["--webhook", this.url, "--hook-secret", this.#secret];
+  }
+
   /** Events of `type` (about `channel` when given), once each (an event retried after a lost answer has its id). */
   of(type: string, channel?: string): WebhookEvent[] {
     const seen = new Set<string>();

@@ -57,10 +57,7 @@ describe("presence, webhooks and the server API (one host)", () => {
       JWT,
       "--namespaces",
       NAMESPACES,
-      "--webhook",
-      sink.url,
-      "--hook-secret",
-      HOOK_SECRET,
+      ...sink.serverArgs(),
     ]);
   });
   after(async () => {

@@ -57,10 +57,7 @@ describe("presence, webhooks and the server API across hosts (Redis)", () => {
       JWT,
       "--namespaces",
       NAMESPACES,
-      "--webhook",
-      sink.url,
-      "--hook-secret",
-      HOOK_SECRET,
+      ...sink.serverArgs(),
       "--presence-ttl",
       "2000",
     ]);
