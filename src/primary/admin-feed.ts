@@ -41,6 +41,19 @@ export type FeedSample = {
   drain: { active: boolean; connectionsLeft: number; drained: number };
 };
 
+/**
+ * What a drain has left: the whole instance's connections while it drains (SIGTERM, promote), or those of the
+ * workers being drained one by one (SIGHUP's rolling reload).
+ */
+function drainProgress(phase: string, workers: FeedSample["workers"], drained: number): FeedSample["drain"] {
+  const leaving = phase === "draining" ? workers : workers.filter((w) => w.state === "draining");
+  return {
+    active: phase === "draining" || leaving.length > 0,
+    connectionsLeft: leaving.reduce((n, w) => n + w.raw + w.sio, 0),
+    drained,
+  };
+}
+
 export type FeedTotals = {
   delivered: number;
   slowConsumers: number;
@@ -216,7 +229,7 @@ export class AdminFeed {
       redis: redis
         ? { state: redis.state, pingMs: redis.pingSeconds === null ? null : redis.pingSeconds * 1000 }
         : null,
-      drain: { active: phase === "draining", connectionsLeft: raw + sio, drained: totals.drained },
+      drain: drainProgress(phase, workers, totals.drained),
     };
     this.#previous = { t: now, published, totals };
     this.#samples.push(sample);
