@@ -43,7 +43,7 @@ export function drainWorker(
   for (const socket of sio.io.of("/").sockets.values()) {
     timers.push(
       setTimeout(() => {
-        socket.conn.close();
+        sio.drainSocket(socket);
         counters.drained += 1;
       }, random() * windowMs),
     );

@@ -368,6 +368,13 @@ export class SioGateway {
     return this.io.of("/").sockets.size;
   }
 
+  /** A drain's close: the transport goes, so socket.io-client reconnects (to another worker) by itself. */
+  drainSocket(socket: Socket): void {
+    const member = (socket as MemberSocket)[MEMBER];
+    if (member) member.closeReason = "draining";
+    socket.conn.close();
+  }
+
   close(): void {
     clearInterval(this.#sweep);
     if (this.#expiry) clearInterval(this.#expiry);
