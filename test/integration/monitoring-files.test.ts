@@ -2,7 +2,8 @@
  * The shipped Grafana dashboard and Prometheus alert rules (deploy/monitoring/) use only metrics the server exports:
  * every `switchboard_*` name in a panel query or an alert expression appears as `# TYPE` in a real server's /metrics
  * (started with Redis, a webhook and backend hooks, so the optional metrics are registered). Also checks the shape
- * Grafana and Prometheus need: the datasource as an input, an id per panel, severity and annotations per alert.
+ * Grafana and Prometheus need: the datasource as an input, an id per panel, severity and annotations per alert; and
+ * that docs/monitoring.md lists exactly the metrics exported.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -236,6 +237,24 @@ describe("deploy/monitoring files", () => {
       // A histogram a panel takes quantiles of is really a histogram.
       for (const h of ["switchboard_fanout_latency_seconds", "switchboard_hook_call_duration_seconds"])
         assert.equal(types.get(h), "histogram", `${h} is a histogram`);
+    });
+
+    it("docs/monitoring.md lists every exported metric", async () => {
+      const doc = readFileSync(join(ROOT, "docs", "monitoring.md"), "utf8");
+      const listed = new Set([...doc.matchAll(/^- `(switchboard_[a-z_]+)[`{]/gm)].map((m) => m[1]));
+      const exported = [...declared(await metricsText(server)).keys()].filter((n) =>
+        n.startsWith("switchboard_"),
+      );
+      assert.deepEqual(
+        exported.filter((n) => !listed.has(n)),
+        [],
+        "metrics missing from the list in docs/monitoring.md",
+      );
+      assert.deepEqual(
+        [...listed].filter((n) => !exported.includes(n as string)),
+        [],
+        "docs/monitoring.md lists metrics the server does not export",
+      );
     });
   });
 });
