@@ -86,17 +86,34 @@ async function main(): Promise<void> {
     .option("--watch", "refresh in place every second until Ctrl-C (rates per second from two reads)")
     .option("--json", "print the /status JSON as is (with --watch: one line per second, NDJSON)")
     .option("--admin <url>", `the admin port's URL (env ADMIN_URL, default ${DEFAULT_ADMIN_URL})`)
+    .option("--admin-password <password>", "the server's --admin-password (env ADMIN_PASSWORD)")
+    .option("--admin-password-file <file>", "a file holding it (env ADMIN_PASSWORD_FILE)")
     // Bad usage exits 2 like an unreachable server (commander's own code is 1, which means "degraded" here).
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-    .action(async (opts: { watch?: boolean; json?: boolean; admin?: string }) => {
-      // Loaded on demand, like the bench.
-      const { runStatus } = await import("./status/command.js");
-      process.exitCode = await runStatus({
-        watch: opts.watch === true,
-        json: opts.json === true,
-        admin: opts.admin ?? process.env.ADMIN_URL ?? DEFAULT_ADMIN_URL,
-      });
-    });
+    .action(
+      async (opts: {
+        watch?: boolean;
+        json?: boolean;
+        admin?: string;
+        adminPassword?: string;
+        adminPasswordFile?: string;
+      }) => {
+        // Loaded on demand, like the bench.
+        const { runStatus, passwordFrom } = await import("./status/command.js");
+        const password = passwordFrom(opts.adminPassword, opts.adminPasswordFile, process.env);
+        if (password instanceof Error) {
+          process.stderr.write(`switchboard status: ${password.message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        process.exitCode = await runStatus({
+          watch: opts.watch === true,
+          json: opts.json === true,
+          admin: opts.admin ?? process.env.ADMIN_URL ?? DEFAULT_ADMIN_URL,
+          password,
+        });
+      },
+    );
   program
     .command("bench")
     .description("run the benchmark (see README: Performance)")

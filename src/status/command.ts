@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { DEFAULT_ADMIN_URL } from "./defaults.js";
 import {
   DASH,
@@ -17,14 +18,21 @@ const WATCH_EVERY_MS = 1000;
 export type StatusOptions = {
   watch: boolean;
   json: boolean;
-  /** The admin port's base URL (or its /status URL). */
+  /** The admin port's base URL (or its /status URL); a password may sit in it (`http://:secret@host:9090`). */
   admin: string;
+  /** --admin-password of the server (sent as `Authorization: Bearer`); null: none, or the one in the URL. */
+  password: string | null;
 };
 
 export class UsageError extends Error {}
 
 /** `http://host:port`, `host:port`, with or without a trailing `/status`: the base URL, or a UsageError. */
 export function adminBase(input: string): string {
+  return adminTarget(input).base;
+}
+
+/** The base URL without credentials, and the password its userinfo carried (Basic's user name is ignored). */
+export function adminTarget(input: string): { base: string; password: string | null } {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(input) ? input : `http://${input}`;
   let url: URL;
   try {
@@ -35,7 +43,8 @@ export function adminBase(input: string): string {
   if (url.protocol !== "http:" && url.protocol !== "https:")
     throw new UsageError(`--admin ${JSON.stringify(input)}: only http and https URLs`);
   const path = url.pathname.replace(/\/+$/, "").replace(/\/status$/, "");
-  return `${url.origin}${path}`;
+  const password = url.password ? decodeURIComponent(url.password) : null;
+  return { base: `${url.origin}${path}`, password };
 }
 
 /** One line naming what failed: `connect ECONNREFUSED 127.0.0.1:9090`, `HTTP 404`, … */
@@ -52,9 +61,16 @@ function describe(err: unknown): string {
   return err.message;
 }
 
-async function getText(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(READ_TIMEOUT_MS) });
+async function getText(url: string, password: string | null): Promise<string> {
+  const headers: Record<string, string> = password ? { authorization: `Bearer ${password}` } : {};
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(READ_TIMEOUT_MS) });
   const body = await res.text();
+  if (res.status === 401)
+    throw new Error(
+      password
+        ? "HTTP 401: the admin password was refused"
+        : "HTTP 401: the admin port needs its password (--admin-password, --admin-password-file or ADMIN_PASSWORD)",
+    );
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${body.slice(0, 120).replace(/\s+/g, " ")}`);
   return body;
 }
@@ -72,12 +88,14 @@ export function counterFromMetrics(text: string, name: string): number | null {
   return total;
 }
 
-async function read(base: string, needPublished: boolean): Promise<Read> {
+type Target = { base: string; password: string | null };
+
+async function read({ base, password }: Target, needPublished: boolean): Promise<Read> {
   const url = `${base}/status`;
   let text: string;
   let status: unknown;
   try {
-    text = await getText(url);
+    text = await getText(url, password);
     status = JSON.parse(text);
   } catch (err) {
     throw new Error(`cannot read ${url}: ${err instanceof SyntaxError ? "not JSON" : describe(err)}`);
@@ -85,7 +103,7 @@ async function read(base: string, needPublished: boolean): Promise<Read> {
   let published = publishedOf(status);
   if (published === null && needPublished) {
     // Older servers count published messages in /metrics only.
-    published = await getText(`${base}/metrics`)
+    published = await getText(`${base}/metrics`, password)
       .then((m) => counterFromMetrics(m, "switchboard_published_total"))
       .catch(() => null);
   }
@@ -107,16 +125,17 @@ const SHOW_CURSOR = "\x1b[?25h";
  * --watch it runs until SIGINT/SIGTERM and exits with the code of the last read.
  */
 export async function runStatus(opts: StatusOptions): Promise<number> {
-  let base: string;
+  let target: Target;
   try {
-    base = adminBase(opts.admin);
+    const t = adminTarget(opts.admin);
+    target = { base: t.base, password: opts.password ?? t.password };
   } catch (err) {
     process.stderr.write(`switchboard status: ${(err as Error).message}\n`);
     return EXIT_UNREACHABLE;
   }
   if (!opts.watch) {
     try {
-      const r = await read(base, !opts.json);
+      const r = await read(target, !opts.json);
       if (opts.json) process.stdout.write(r.text.endsWith("\n") ? r.text : `${r.text}\n`);
       else process.stdout.write(`${statusLines({ status: r.status, published: r.published }).join("\n")}\n`);
       return healthOf(r.status).code;
@@ -125,10 +144,10 @@ export async function runStatus(opts: StatusOptions): Promise<number> {
       return EXIT_UNREACHABLE;
     }
   }
-  return watch(base, opts.json);
+  return watch(target, opts.json);
 }
 
-function watch(base: string, json: boolean): Promise<number> {
+function watch(target: Target, json: boolean): Promise<number> {
   const tty = !json;
   let lastCode = EXIT_UNREACHABLE;
   let previous: { read: Read; at: number } | null = null;
@@ -149,7 +168,7 @@ function watch(base: string, json: boolean): Promise<number> {
       const started = performance.now();
       let lines: string[];
       try {
-        const r = await read(base, !json);
+        const r = await read(target, !json);
         lastCode = healthOf(r.status).code;
         let rates: Rates = null;
         if (previous) {
@@ -171,7 +190,7 @@ function watch(base: string, json: boolean): Promise<number> {
       }
       if (stopped) return;
       if (tty) {
-        const footer = `${base}   every ${WATCH_EVERY_MS / 1000} s   ${new Date().toLocaleTimeString()}   Ctrl-C to stop`;
+        const footer = `${target.base}   every ${WATCH_EVERY_MS / 1000} s   ${new Date().toLocaleTimeString()}   Ctrl-C to stop`;
         const body = [...lines, "", footer].map((l) => `${l}${CLEAR_LINE}`).join("\n");
         process.stdout.write(`${HOME}${body}\n${CLEAR_BELOW}`);
       }
@@ -179,4 +198,26 @@ function watch(base: string, json: boolean): Promise<number> {
     };
     void frame();
   });
+}
+
+/**
+ * The admin password from the flag, else the file (flag, then ADMIN_PASSWORD_FILE), else ADMIN_PASSWORD — the
+ * server's own settings' names, so one environment serves both. An Error when the file cannot be read.
+ */
+export function passwordFrom(
+  flag: string | undefined,
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+): string | null | Error {
+  if (flag) return flag;
+  const path = file ?? env.ADMIN_PASSWORD_FILE;
+  if (path) {
+    try {
+      // As the server reads it: one trailing newline is not part of the password.
+      return readFileSync(path, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      return new Error(`cannot read the admin password file ${path}: ${(err as Error).message}`);
+    }
+  }
+  return env.ADMIN_PASSWORD || null;
 }

@@ -209,3 +209,32 @@ describe("switchboard status on a degraded server", () => {
     assert.equal((await runCli(["status", "--json", "--admin", admin])).code, 1);
   });
 });
+
+describe("switchboard status with --admin-password", () => {
+  const PASSWORD = "status-test-password";
+  let server: ServerProcess;
+  before(async () => {
+    server = await startServer(["--workers", "1", "--admin-password", PASSWORD]);
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("exits 2 naming the missing password, and reads /status with it (flag, environment, URL)", async () => {
+    const admin = `http://127.0.0.1:${server.adminPort}`;
+    const none = await runCli(["status", "--admin", admin], { ADMIN_PASSWORD: "" });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^switchboard status: cannot read .*\/status: HTTP 401: .*--admin-password/);
+    const wrong = await runCli(["status", "--admin", admin, "--admin-password", "nope"]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /refused/);
+    assert.equal((await runCli(["status", "--admin", admin, "--admin-password", PASSWORD])).code, 0);
+    assert.equal(
+      (await runCli(["status", "--json", "--admin", admin], { ADMIN_PASSWORD: PASSWORD })).code,
+      0,
+    );
+    const inUrl = await runCli(["status", "--admin", `http://x:${PASSWORD}@127.0.0.1:${server.adminPort}`]);
+    assert.equal(inUrl.code, 0, inUrl.stderr);
+    assert.ok(!inUrl.stdout.includes(PASSWORD), "the password is not printed");
+  });
+});

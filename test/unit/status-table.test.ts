@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { adminBase, counterFromMetrics, UsageError } from "../../src/status/command.js";
+import {
+  adminBase,
+  adminTarget,
+  counterFromMetrics,
+  passwordFrom,
+  UsageError,
+} from "../../src/status/command.js";
 import {
   columns,
   EXIT_DEGRADED,
@@ -192,6 +198,17 @@ describe("helpers", () => {
     assert.equal(adminBase("https://ops.example/sb/status"), "https://ops.example/sb");
     assert.throws(() => adminBase("ftp://x"), UsageError);
     assert.throws(() => adminBase("http://"), UsageError);
+  });
+  it("takes the admin password from the flag, the file, the environment or the URL", () => {
+    assert.deepEqual(adminTarget("http://admin:s%40cret@10.0.0.5:9090/status"), {
+      base: "http://10.0.0.5:9090",
+      password: "s@cret",
+    });
+    assert.equal(adminTarget("http://10.0.0.5:9090").password, null);
+    assert.equal(passwordFrom("flag", undefined, { ADMIN_PASSWORD: "env" }), "flag");
+    assert.equal(passwordFrom(undefined, undefined, { ADMIN_PASSWORD: "env" }), "env");
+    assert.equal(passwordFrom(undefined, undefined, {}), null);
+    assert.ok(passwordFrom(undefined, "/nonexistent/admin-password", {}) instanceof Error);
   });
   it("sums a counter's series from Prometheus text", () => {
     const text = [
