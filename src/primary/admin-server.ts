@@ -108,7 +108,7 @@ export class AdminServer {
           const latest = this.feed.latest;
           return json(200, {
             ...d.status(),
-            totals: this.totals(),
+            totals: { published: d.bridge.published, ...this.totals() },
             ...(latest ? { fanout: latest.fanout } : {}),
           });
         }
