@@ -103,7 +103,12 @@ export type ToPrimary =
   /** The answer to a `ping`, sent from the worker's event loop: it still runs and reads its IPC. */
   | { tag: typeof IPC_TAG; kind: "pong"; seq: number }
   /** The answer to `topChannels`: this worker's channels matching it, with their subscribers here. */
-  | { tag: typeof IPC_TAG; kind: "topChannels"; qid: number; channels: [channel: string, subscribers: number][] };
+  | {
+      tag: typeof IPC_TAG;
+      kind: "topChannels";
+      qid: number;
+      channels: [channel: string, subscribers: number][];
+    };
 
 export type ToWorker =
   | { tag: typeof IPC_TAG; kind: "down"; events: DownEvent[] }

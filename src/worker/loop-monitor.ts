@@ -14,7 +14,8 @@ export class LoopMonitor {
 
   /** Since the last sample: delay p99 in ms and utilisation 0–1. */
   sample(): { lagP99Ms: number; utilization: number } {
-    const lagP99Ms = this.#delay.count > 0 ? Math.max(0, this.#delay.percentile(99) / 1e6 - RESOLUTION_MS) : 0;
+    const lagP99Ms =
+      this.#delay.count > 0 ? Math.max(0, this.#delay.percentile(99) / 1e6 - RESOLUTION_MS) : 0;
     this.#delay.reset();
     const now = performance.eventLoopUtilization();
     const utilization = performance.eventLoopUtilization(now, this.#elu).utilization;

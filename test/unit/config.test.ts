@@ -50,7 +50,10 @@ describe("loadConfig", () => {
   it("rejects contradictory settings", () => {
     assert.throws(() => loadConfig({ env: { REDIS_CLUSTER: "true" } }), /needs --redis/);
     assert.throws(() => loadConfig({ env: { JWT_SECRET: "a", JWT_PUBLIC_KEY: "b" } }), /set one, not both/);
-    assert.throws(() => loadConfig({ flags: { adminHost: "0.0.0.0" } }), /--admin-host .* set --admin-password/);
+    assert.throws(
+      () => loadConfig({ flags: { adminHost: "0.0.0.0" } }),
+      /--admin-host .* set --admin-password/,
+    );
     assert.equal(loadConfig({ flags: { adminHost: "0.0.0.0", adminPassword: "pw" } }).adminHost, "0.0.0.0");
     assert.equal(loadConfig({ flags: { adminHost: "127.0.0.2" } }).adminPassword, null);
   });
