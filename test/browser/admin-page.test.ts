@@ -43,9 +43,9 @@ describe("admin page (headless Chromium)", () => {
   });
   after(async () => {
     publishing = false;
-    await publisher;
+    await publisher.catch(() => {});
     for (const c of clients) c.ws.terminate();
-    await browser?.close();
+    await browser?.close().catch(() => {});
     assert.equal(await server.stop(), 0);
   });
 
@@ -63,7 +63,8 @@ describe("admin page (headless Chromium)", () => {
     }
     publisher = (async () => {
       for (let n = 0; publishing; n++) {
-        await server.publish("admin-test", { n });
+        // Load only: a publish on a connection whose worker the next test kills may fail, and that is fine.
+        await server.publish("admin-test", { n }).catch(() => {});
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
