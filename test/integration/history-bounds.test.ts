@@ -100,10 +100,11 @@ describe("history within its bounds", { timeout: 180_000 }, () => {
     );
     assert.ok(s.channels <= s.historyMessages, "every channel state left holds history");
     assert.equal(s.subscribed, 0);
-    // Memory does not follow the volume: a second round of 128 MiB adds next to nothing (an unbounded history would
-    // add all of it). What the first round added is the cap plus the primary's heap headroom under this traffic.
+    // Memory does not follow the volume: a second round of 128 MiB adds at most half of it (an unbounded history
+    // would add all of it; RSS moves some tens of MiB with the GC on a busy box). What the first round added is the
+    // cap plus the primary's heap headroom under this traffic.
     assert.ok(
-      afterSecond - afterFirst < 32 * 2 ** 20,
+      afterSecond - afterFirst < 64 * 2 ** 20,
       `the second round added ${((afterSecond - afterFirst) / 2 ** 20).toFixed(1)} MiB`,
     );
     assert.ok(
