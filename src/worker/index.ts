@@ -15,7 +15,6 @@ import { FanoutTimer } from "./fanout-timer.js";
 import { FrameFlusher } from "./frame-flusher.js";
 import { createHttpApi } from "./http-api.js";
 import { LoopMonitor } from "./loop-monitor.js";
-import { deliverPresenceNotice } from "./presence-notices.js";
 import { presenceReporter } from "./presence-reporter.js";
 import { SioGateway } from "./sio-gateway.js";
 import { setupStickyWorker } from "./sticky-worker.js";
@@ -102,9 +101,12 @@ export function runWorker(config: Config, workerId: number): void {
     ws.lost(channel, offset, epoch);
     sio.lost(channel, offset, epoch);
   });
-  bus.onPresence((channel, kind, entry) =>
-    deliverPresenceNotice(registry, config.maxBufferedBytes, channel, kind, entry),
-  );
+  // Join / leave notices of joinLeave channels, encoded once for both protocols.
+  bus.onPresence((channel, kind, { client, user, info }) => {
+    const infoJson = JSON.stringify({ client, user, info: info ?? null });
+    ws.presence(channel, kind, infoJson);
+    sio.presence(channel, kind, infoJson);
+  });
   bus.onUserAction((action) => {
     try {
       applyUserAction(action, { clients, subscriptions, maxBufferedBytes: config.maxBufferedBytes });

@@ -331,6 +331,11 @@ export class SioGateway {
     this.#toMembers(channel, `"gap",${JSON.stringify(channel)},${JSON.stringify(info)}`);
   }
 
+  /** A join or leave notice of a joinLeave channel: the event `join` / `leave` with (channel, info). */
+  presence(channel: string, kind: "join" | "leave", infoJson: string): void {
+    this.#toMembers(channel, `"${kind}",${JSON.stringify(channel)},${infoJson}`);
+  }
+
   /** Queues one event (`argsJson`: its arguments' JSON) on every Socket.IO subscriber of `channel` here. */
   #toMembers(channel: string, argsJson: string): number {
     const members = this.#d.registry.sioMembers(channel);

@@ -310,6 +310,14 @@ export class WsGateway {
     );
   }
 
+  /** A join or leave notice of a joinLeave channel to its raw subscribers here, in order with its messages. */
+  presence(channel: string, kind: "join" | "leave", infoJson: string): void {
+    const members = this.#d.registry.rawMembers(channel);
+    if (!members || members.size === 0) return;
+    const text = `{"type":"${kind}","channel":${JSON.stringify(channel)},"info":${infoJson}}`;
+    this.#toMembers(members, channel, encodeTextFrame(text));
+  }
+
   #toMembers(members: ReadonlySet<ClientMember>, channel: string, frame: Buffer): number {
     const max = this.#d.config.maxBufferedBytes;
     for (const m of members) (m as RawConnection).sendLive(channel, frame, max);
