@@ -142,6 +142,35 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
     }
   }
 
+  /** What Redis and each host say about the channel: holes in its history, acks outside the main epoch, bus counters. */
+  function busReport(t: { diagnostic(m: string): void }, fin: Finished, channel = CHANNEL) {
+    const byEpoch = new Map<string, number[]>();
+    for (const a of fin.acked) if (!a.duplicate) byEpoch.set(a.epoch, [...(byEpoch.get(a.epoch) ?? []), a.offset]);
+    for (const [epoch, offsets] of byEpoch) {
+      offsets.sort((x, y) => x - y);
+      const holes: number[] = [];
+      for (let i = 1; i < offsets.length; i++)
+        for (let o = (offsets[i - 1] as number) + 1; o < (offsets[i] as number); o++) holes.push(o);
+      t.diagnostic(`acked in epoch ${epoch}: ${offsets.length} (${offsets[0]}..${offsets.at(-1)}), not acked: ${holes.join(",")}`);
+    }
+    const master = f().masterOfSlot(keySlot(channel));
+    const ids = f()
+      .redisCli(master.app, master.port, "XRANGE", `switchboard:hist:{${channel}}`, "-", "+")
+      .split("\n")
+      .filter((l) => /^\d+-1$/.test(l))
+      .map((l) => Number.parseInt(l, 10));
+    const holes: number[] = [];
+    for (let i = 1; i < ids.length; i++)
+      for (let o = (ids[i - 1] as number) + 1; o < (ids[i] as number); o++) holes.push(o);
+    const meta = f().redisCli(master.app, master.port, "HGETALL", `switchboard:meta:{${channel}}`).replace(/\n/g, " ");
+    t.diagnostic(`history ${ids[0]}..${ids.at(-1)} (${ids.length}), holes: ${holes.join(",")}; meta: ${meta}`);
+    for (const app of APPS)
+      for (const port of [9001, 9002]) {
+        const out = f().hostStatus(app, port);
+        if (out) t.diagnostic(`${app}:${port} ${out}`);
+      }
+  }
+
   function assertNoLoss(x: ReturnType<typeof tally>) {
     assert.equal(x.lackingFinal, 0, "every client got the last message");
     const bad = x.problems.filter((p) => p.missing + p.duplicates + p.outOfOrder + p.s.gaps.length > 0);
@@ -299,6 +328,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       const all = await stats(group);
       const x = tally(all, fin);
       report(t, name, x);
+      busReport(t, fin);
       assert.equal(
         x.failedAttempts,
         0,

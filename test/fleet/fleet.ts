@@ -144,6 +144,18 @@ export class Fleet {
     return new Proc(cmd, argv, { cwd: ROOT, env });
   }
 
+  /** The redis counters of an instance's /status (admin port on the host's loopback), or "" when it is not up. */
+  hostStatus(app: App, adminPort: number): string {
+    try {
+      const body = this.net.run(app, "curl", ["-s", "-m", "3", `http://127.0.0.1:${adminPort}/status`]);
+      const redis = (JSON.parse(body) as { redis?: Record<string, unknown> }).redis ?? {};
+      const { nodes: _n, socketio: _s, ...counts } = redis;
+      return JSON.stringify(counts);
+    } catch {
+      return "";
+    }
+  }
+
   redisCli(app: App, port: number, ...args: string[]): string {
     return this.net
       .run(app, requireTool("redis-cli", "redis-tools"), ["-h", ADDR[app], "-p", String(port), ...args])

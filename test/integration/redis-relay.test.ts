@@ -157,6 +157,39 @@ describe("cross-host relay through one Redis", () => {
     assert.deepEqual(resumed, seen.slice(100));
   });
 
+  it("answers a resume with every message since its offset while another host publishes without pause", async () => {
+    // The resume's history read races the subscription: messages published after Redis ran the read may be
+    // delivered on this host before the read's reply is seen. The answer must still cover them.
+    const [h0, h1] = fixture.hosts as [ServerProcess, ServerProcess];
+    const channel = "chat:resume-race";
+    const watch = await raw(h1);
+    assert.equal((await watch.subscribe(channel)).type, "ack");
+    let streaming = true;
+    const publisher = (async () => {
+      let n = 0;
+      while (streaming) await Promise.all([0, 1, 2].map(() => h0.publish(channel, { p: "http", n: n++ })));
+    })();
+    try {
+      await watch.waitForMessages(channel, 30, 10_000);
+      const trimmed: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const since = watch.messages(channel).at(-1)?.offset as number;
+        const c = await raw(h1);
+        const reply = await c.subscribe(channel, since - 3);
+        if (reply.type !== "ack") trimmed.push(`since ${since - 3}: ${reply.code} ${reply.message}`);
+        else {
+          const first = (await c.waitForMessages(channel, 1, 5000))[0] as Frame;
+          if (first.offset !== since - 2) trimmed.push(`since ${since - 3}: first ${first.offset}`);
+        }
+        c.close();
+      }
+      assert.deepEqual(trimmed, [], "every resume got the messages after its offset");
+    } finally {
+      streaming = false;
+      await publisher;
+    }
+  });
+
   it("leaves the Redis channel some seconds after the last subscriber on a host is gone", async () => {
     const s2 = subs[2] as Subs;
     for (const c of [...s2.raw, ...s2.sio]) c.close();

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Registry } from "prom-client";
 import { reconnectDelayMs } from "../../backoff.js";
 import type { Config } from "../../config.js";
+import type { HistoryEntry } from "../../ipc.js";
 import type { Logger } from "../../log.js";
 import type { NamespacePolicy, Namespaces } from "../../namespaces.js";
 import type { Supervisor } from "../../primary/supervisor.js";
@@ -25,6 +26,8 @@ const LINGER_MS = 5000;
 const JOIN_TIMEOUT_MS = 5000;
 /** Attempts to read a channel's offset after a subscription before giving up on syncing it. */
 const JOIN_RETRIES = 10;
+/** Reads of a resume's history before it answers with what it has (each catches up with a promise turn's messages). */
+const RESUME_READS = 5;
 /** An own message waits at most this long for an earlier message from another host that may still be coming. */
 const STALL_MS = 250;
 
@@ -200,21 +203,42 @@ export class RedisBus implements Bus {
       const st = this.#state(channel);
       const pos = st.order.position();
       if (!needsHistory(pos, resume)) return done(joinReply(pos, resume, []));
-      const node = this.#link.nodeFor(st.redisChannel);
-      if (!node) return done(joinReply(pos, resume, null));
-      // The read goes down the channel's connection: its answer comes after every message numbered before it, so
-      // whatever this host delivers up to the answer is in it (a local numbering is never in Redis: it answers null).
-      node.readHistory(
-        st.historyKey,
-        resume.since + 1,
-        null,
-        Math.max(1, st.policy.historySize),
-        (entries) => {
-          const now = st.order.position();
-          this.#settled(st);
-          done(joinReply(now, resume, now.epoch === pos.epoch ? entries : null));
-        },
-      );
+      this.#readResume(st, resume, pos.epoch, resume.since + 1, [], 0, done);
+    });
+  }
+
+  /**
+   * The history a resume needs, up to this host's position when the answer goes out. The read goes down the
+   * channel's connection, so its answer holds every message numbered before Redis ran it; but ioredis hands over
+   * the subscription's messages as it parses them and a command's reply a promise turn later, so this host may
+   * have delivered a few newer ones by the time the reply is seen: those are read again (they are in history now).
+   */
+  #readResume(
+    st: RelayedChannel,
+    resume: Resume,
+    epoch: string,
+    from: number,
+    got: HistoryEntry[],
+    reads: number,
+    done: (reply: JoinReply) => void,
+  ): void {
+    const node = this.#link.nodeFor(st.redisChannel);
+    if (!node) return done(joinReply(st.order.position(), resume, null));
+    node.readHistory(st.historyKey, from, null, Math.max(1, st.policy.historySize), (entries) => {
+      const now = st.order.position();
+      // A local numbering is never in Redis: it answers null.
+      if (entries === null || now.epoch !== epoch) {
+        this.#settled(st);
+        return done(joinReply(now, resume, null));
+      }
+      const all = got.length === 0 ? entries : got.concat(entries);
+      // XRANGE answers in offset order.
+      const high = all.at(-1)?.[0] ?? from - 1;
+      if (high < now.offset && entries.length > 0 && reads < RESUME_READS) {
+        return this.#readResume(st, resume, epoch, high + 1, all, reads + 1, done);
+      }
+      this.#settled(st);
+      done(joinReply(now, resume, all));
     });
   }
 
