@@ -133,28 +133,35 @@ export async function startRedis(extra: string[] = []): Promise<RedisServer> {
   return new RedisServer(await freePort(), dir, extra).start();
 }
 
-/** A Redis Cluster of `masters` redis-server processes (no replicas), all slots assigned. */
+/** A Redis Cluster of `masters` redis-server processes, all slots assigned, each master with `replicas` replicas. */
 export class RedisCluster {
+  /** The masters as created (after a failover, one of `replicas` may own a master's slots). */
   readonly nodes: RedisServer[];
-  constructor(nodes: RedisServer[]) {
+  readonly replicas: RedisServer[];
+  constructor(nodes: RedisServer[], replicas: RedisServer[] = []) {
     this.nodes = nodes;
+    this.replicas = replicas;
   }
 
   /** Comma-separated seed URLs for --redis with --redis-cluster. */
   get url(): string {
-    return this.nodes.map((n) => n.url).join(",");
+    return [...this.nodes, ...this.replicas].map((n) => n.url).join(",");
   }
 
   async destroy(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.destroy()));
+    await Promise.all([...this.nodes, ...this.replicas].map((n) => n.destroy()));
   }
 }
 
-export async function startRedisCluster(masters = 3, timeoutMs = 20_000): Promise<RedisCluster> {
+export async function startRedisCluster(
+  masters = 3,
+  timeoutMs = 20_000,
+  replicas = 0,
+): Promise<RedisCluster> {
   const { cli } = redisBins();
   const nodes: RedisServer[] = [];
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const dir = mkdtempSync(join(tmpdir(), "switchboard-redis-cluster-"));
       const node = new RedisServer(await freePort(), dir, [
         "--cluster-enabled",
@@ -172,7 +179,7 @@ export async function startRedisCluster(masters = 3, timeoutMs = 20_000): Promis
       "create",
       ...nodes.map((n) => `127.0.0.1:${n.port}`),
       "--cluster-replicas",
-      "0",
+      String(replicas),
       "--cluster-yes",
     ]);
     const deadline = Date.now() + timeoutMs;
@@ -183,7 +190,20 @@ export async function startRedisCluster(masters = 3, timeoutMs = 20_000): Promis
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    return new RedisCluster(nodes);
+    if (replicas === 0) return new RedisCluster(nodes);
+    // redis-cli chooses which node becomes a replica: ask each.
+    const roles = await Promise.all(nodes.map((n) => redisCli(n.port, "ROLE")));
+    const isMaster = (i: number) => roles[i]?.startsWith("master") === true;
+    for (const node of nodes.filter((_, i) => !isMaster(i))) {
+      while (!(await redisCli(node.port, "INFO", "replication")).includes("master_link_status:up")) {
+        if (Date.now() > deadline) throw new Error(`replica ${node.port} never linked to its master`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return new RedisCluster(
+      nodes.filter((_, i) => isMaster(i)),
+      nodes.filter((_, i) => !isMaster(i)),
+    );
   } catch (err) {
     await Promise.all(nodes.map((n) => n.destroy()));
     throw err;

@@ -145,13 +145,16 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
   /** What Redis and each host say about the channel: holes in its history, acks outside the main epoch, bus counters. */
   function busReport(t: { diagnostic(m: string): void }, fin: Finished, channel = CHANNEL) {
     const byEpoch = new Map<string, number[]>();
-    for (const a of fin.acked) if (!a.duplicate) byEpoch.set(a.epoch, [...(byEpoch.get(a.epoch) ?? []), a.offset]);
+    for (const a of fin.acked)
+      if (!a.duplicate) byEpoch.set(a.epoch, [...(byEpoch.get(a.epoch) ?? []), a.offset]);
     for (const [epoch, offsets] of byEpoch) {
       offsets.sort((x, y) => x - y);
       const holes: number[] = [];
       for (let i = 1; i < offsets.length; i++)
         for (let o = (offsets[i - 1] as number) + 1; o < (offsets[i] as number); o++) holes.push(o);
-      t.diagnostic(`acked in epoch ${epoch}: ${offsets.length} (${offsets[0]}..${offsets.at(-1)}), not acked: ${holes.join(",")}`);
+      t.diagnostic(
+        `acked in epoch ${epoch}: ${offsets.length} (${offsets[0]}..${offsets.at(-1)}), not acked: ${holes.join(",")}`,
+      );
     }
     const master = f().masterOfSlot(keySlot(channel));
     const ids = f()
@@ -162,8 +165,12 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
     const holes: number[] = [];
     for (let i = 1; i < ids.length; i++)
       for (let o = (ids[i - 1] as number) + 1; o < (ids[i] as number); o++) holes.push(o);
-    const meta = f().redisCli(master.app, master.port, "HGETALL", `switchboard:meta:{${channel}}`).replace(/\n/g, " ");
-    t.diagnostic(`history ${ids[0]}..${ids.at(-1)} (${ids.length}), holes: ${holes.join(",")}; meta: ${meta}`);
+    const meta = f()
+      .redisCli(master.app, master.port, "HGETALL", `switchboard:meta:{${channel}}`)
+      .replace(/\n/g, " ");
+    t.diagnostic(
+      `history ${ids[0]}..${ids.at(-1)} (${ids.length}), holes: ${holes.join(",")}; meta: ${meta}`,
+    );
     for (const app of APPS)
       for (const port of [9001, 9002]) {
         const out = f().hostStatus(app, port);

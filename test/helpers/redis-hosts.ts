@@ -24,7 +24,7 @@ export interface RedisHosts {
   readonly hosts: ServerProcess[];
   /** The single Redis (not with `cluster`). */
   readonly redis: RedisServer;
-  /** The 3-master Redis Cluster (only with `cluster`). */
+  /** The 3-master Redis Cluster (only with `cluster`; with `replicas`, that many per master). */
   readonly cluster: RedisCluster;
   /** Closes `client` in `after`, before the hosts stop; returns it. */
   track<T extends Closable>(client: T): T;
@@ -38,7 +38,7 @@ export interface RedisHosts {
  */
 export function useRedisHosts(
   count: number,
-  options: { cluster?: boolean; args?: string[] } = {},
+  options: { cluster?: boolean; replicas?: number; workers?: number; args?: string[] } = {},
 ): RedisHosts {
   let redis: RedisServer | undefined;
   let cluster: RedisCluster | undefined;
@@ -47,11 +47,15 @@ export function useRedisHosts(
 
   before(async () => {
     if (options.cluster) {
-      cluster = await startRedisCluster(3);
-      hosts = await startHosts(count, ["--redis", cluster.url, "--redis-cluster", ...(options.args ?? [])]);
+      cluster = await startRedisCluster(3, 20_000, options.replicas ?? 0);
+      hosts = await startHosts(
+        count,
+        ["--redis", cluster.url, "--redis-cluster", ...(options.args ?? [])],
+        options.workers,
+      );
     } else {
       redis = await startRedis();
-      hosts = await startHosts(count, ["--redis", redis.url, ...(options.args ?? [])]);
+      hosts = await startHosts(count, ["--redis", redis.url, ...(options.args ?? [])], options.workers);
     }
   });
 

@@ -253,6 +253,8 @@ export class RedisLink {
       void node.close();
     }
     this.#updateState("cluster slot map read");
+    // A master that is gone stays in the map until its replica has taken over (seconds): look again until then.
+    if ([...owners].some((n) => n !== undefined && !n.ready)) this.#scheduleRefresh(1000);
   }
 
   async close(): Promise<void> {

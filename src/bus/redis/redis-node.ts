@@ -81,6 +81,10 @@ export class RedisNode {
   #restore: { startedAt: number; channels: number; batches: number } | null = null;
   #connections = 0;
   #ready = false;
+  /** The Redis process on the other end (INFO's run_id): the scripts start a new epoch when it is not the last one. */
+  #runId = "";
+  #readyChecks = 0;
+  readonly #whenUp: (() => void)[] = [];
   #closed = false;
   readonly #ping: NodeJS.Timeout;
 
@@ -186,6 +190,7 @@ export class RedisNode {
       m.historyTtlMs,
       n.metaTtlMs,
       window,
+      this.#runId,
       (err, reply) => {
         const [text, duplicate] = (Array.isArray(reply) ? reply : []) as [unknown, unknown];
         const position = err ? null : parsePosition(text);
@@ -212,6 +217,7 @@ export class RedisNode {
       n.floor,
       n.newEpoch,
       n.metaTtlMs,
+      this.#runId,
       (err, reply) => {
         const [offset, epoch] = (Array.isArray(reply) ? reply : []) as [unknown, unknown];
         if (err || !Number.isSafeInteger(Number(offset)) || typeof epoch !== "string" || epoch === "")
@@ -369,9 +375,26 @@ export class RedisNode {
     return [...bySlot.values()];
   }
 
+  /** Learns which Redis process this connection reached before anything is sent on it. */
   #onReady(): void {
     if (this.#closed) return;
+    const attempt = ++this.#readyChecks;
+    this.#redis.info("server").then(
+      (info) => this.#up(attempt, /^run_id:(\w+)/m.exec(info)?.[1] ?? ""),
+      (err: Error) => {
+        // INFO refused (ACL): numbering still works, only a failover is not told by the run id.
+        this.#log.debug({ err, node: this.key }, "INFO server failed");
+        this.#up(attempt, "");
+      },
+    );
+  }
+
+  #up(attempt: number, runId: string): void {
+    // A stale answer (the connection was replaced meanwhile) decides nothing.
+    if (this.#closed || attempt !== this.#readyChecks || this.#redis.status !== "ready") return;
+    this.#runId = runId;
     this.#ready = true;
+    for (const done of this.#whenUp.splice(0)) done();
     this.#connections += 1;
     if (this.#connections > 1 && this.#toSubscribe.size > 0)
       this.#restore = { startedAt: Date.now(), channels: 0, batches: 0 };
@@ -405,13 +428,12 @@ export class RedisNode {
   whenReady(timeoutMs: number): Promise<void> {
     if (this.#ready) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.#redis.off("ready", done);
-        resolve();
-      };
       const timer = setTimeout(done, timeoutMs);
-      this.#redis.on("ready", done);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#whenUp.push(done);
     });
   }
 

@@ -4,7 +4,8 @@ import { deserialize, serialize } from "node:v8";
  * What Switchboard writes to Redis, in one place: key and channel names, the Lua scripts and the payloads.
  *
  * Names (prefix `switchboard` by default, `--redis-prefix`):
- *   `<prefix>:meta:{<channel>}`        hash     the channel's numbering: `e` epoch, `t` last offset; a day without use
+ *   `<prefix>:meta:{<channel>}`        hash     the channel's numbering: `e` epoch, `t` last offset, `r` run id of the
+ *                                               Redis process that numbers it; a day without use
  *   `<prefix>:hist:{<channel>}`        stream   the channel's history: entry id `<offset>-1`, field `d` = data JSON;
  *                                               at most the namespace's historySize entries, for its historyTtlMs
  *   `<prefix>:idem:{<channel>}:<key>`  string   `<offset> <epoch>` of a publish with that idempotency key (the window)
@@ -56,19 +57,25 @@ export class RedisNames {
 }
 
 /**
- * Starts a new numbering when there is none, or when the one there is the epoch this host knows but its last offset is
- * below offsets this host has seen in it (Redis restarted from a snapshot that lost writes): the old numbers would be
- * handed out again. Raises the last offset to the floor (what this host delivered), so its offsets never go back.
- * Leaves `epoch`, `top` set. ARGV positions of known epoch, redis floor, floor, new epoch are passed in.
+ * Starts a new numbering when there is none, when the Redis process that numbers the channel is not the one that
+ * last did (a replica took over after a failover, or Redis restarted: acknowledged writes may be gone, on every host
+ * alike), or when it is the epoch this host knows but its last offset is below offsets this host has seen in it
+ * (writes lost some other way): the old numbers would be handed out again. Raises the last offset to the floor (what
+ * this host delivered), so its offsets never go back. Leaves `epoch`, `top` set. ARGV positions of known epoch, redis
+ * floor, floor, new epoch and the node's run id ("" when INFO is not allowed: no check) are passed in.
  */
-const NUMBERING = (known: number, redisFloor: number, floor: number, fresh: number) => `
-local meta = redis.call('HMGET', KEYS[1], 'e', 't')
+const NUMBERING = (known: number, redisFloor: number, floor: number, fresh: number, run: number) => `
+local meta = redis.call('HMGET', KEYS[1], 'e', 't', 'r')
 local epoch = meta[1]
 local top = tonumber(meta[2]) or 0
-if not epoch or (epoch == ARGV[${known}] and top < tonumber(ARGV[${redisFloor}])) then
+local run = ARGV[${run}]
+local moved = run ~= '' and meta[3] and meta[3] ~= run
+if not epoch or moved or (epoch == ARGV[${known}] and top < tonumber(ARGV[${redisFloor}])) then
   epoch = ARGV[${fresh}]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch)
+  redis.call('HSET', KEYS[1], 'e', epoch, 'r', run)
+elseif not meta[3] and run ~= '' then
+  redis.call('HSET', KEYS[1], 'r', run)
 end
 local floor = tonumber(ARGV[${floor}])
 if top < floor then top = floor end`;
@@ -79,7 +86,7 @@ if top < floor then top = floor end`;
  * history never disagrees with what was published. Returns `{"<offset> <epoch>", duplicate 0|1}`.
  * KEYS: meta, history, idempotency key (the meta key again when there is none).
  * ARGV: message channel, origin, data JSON, known epoch, redis floor, floor, new epoch, history size, history ttl ms,
- * meta ttl ms, idempotency window ms (0: no key).
+ * meta ttl ms, idempotency window ms (0: no key), node run id.
  */
 export function publishScript(sharded: boolean): string {
   return `
@@ -88,7 +95,7 @@ if window > 0 then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {prior, 1} end
 end
-${NUMBERING(4, 5, 6, 7)}
+${NUMBERING(4, 5, 6, 7, 12)}
 top = top + 1
 redis.call('HSET', KEYS[1], 't', top)
 redis.call('PEXPIRE', KEYS[1], ARGV[10])
@@ -105,9 +112,9 @@ return {reply, 0}`;
 /**
  * The join script: the channel's position (creating its numbering when there is none, as a subscriber needs an epoch
  * to resume with), after the same checks as a publish. Returns `{offset, epoch}`.
- * KEYS: meta, history. ARGV: known epoch, redis floor, floor, new epoch, meta ttl ms.
+ * KEYS: meta, history. ARGV: known epoch, redis floor, floor, new epoch, meta ttl ms, node run id.
  */
-export const JOIN_SCRIPT = `${NUMBERING(1, 2, 3, 4)}
+export const JOIN_SCRIPT = `${NUMBERING(1, 2, 3, 4, 6)}
 redis.call('HSET', KEYS[1], 't', top)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {top, epoch}`;
