@@ -36,25 +36,6 @@ type Finished = { acked: Acked[]; failures: string[]; retries: number; lacking: 
 let CHANNEL = "";
 let FAILOVER_CHANNEL = "";
 const started = Date.now();
-/**
- * Runs and reports, but does not fail the suite: seen on this fleet (a 3 s failover, a stream of 25 publishes/s),
- * after the replica took over, the hosts went on with different views of the channel. Each client got a
- * history_gap (messages_lost), but then the hosts delivered different parts of what followed, the one next to the
- * new master stopped delivering the channel, and new publishes were numbered below offsets already delivered
- * under the same epoch, so the SDK dropped them as duplicates. A bus matter (src/bus/redis), reported with the test.
- */
-/**
- * Runs and reports, but does not fail the suite: in some runs a client that moved from a draining host to another
- * host's new colour resumed only a few messages behind and was answered history_trimmed (HISTORY_SIZE is 1000),
- * so it missed those messages (told, by the gap). Everything else of these tests held in every run: no refused
- * connection, at most one move, old colour exit 0 everywhere. A bus matter (the resume's history on a freshly
- * started instance, src/bus), reported with the test.
- */
-const TODO_PROMOTE_RESUME =
-  "a resume after a move is sometimes answered history_trimmed a few messages behind (see the comment above)";
-const TODO_FAILOVER =
-  "Redis Cluster failover: delivery does not resume on every host (see the comment above)";
-
 describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of them", {
   skip: IS_ROOT ? false : "needs root (ip netns)",
   timeout: 175_000,
@@ -304,9 +285,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
     ["scripts/promote green", "green", "blue", "green"],
     ["scripts/promote --rollback", "--rollback", "green", "blue"],
   ] as const) {
-    test(`${name} on every host under load: no refused connection, one move each, nothing lost, ${from} exits 0`, {
-      todo: TODO_PROMOTE_RESUME,
-    }, async (t) => {
+    test(`${name} on every host under load: no refused connection, one move each, nothing lost, ${from} exits 0`, async (t) => {
       const group = `p-${to}`;
       await open({ group, raw: 90, sio: 30 });
       await agent().call("stream", { group, everyMs: 40 });
@@ -424,9 +403,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
     assertNoLoss(x);
     await agent().call("close", { group });
   });
-  test("the Redis master of a channel's shard killed: the replica takes over, delivery resumes, losses are history_gap", {
-    todo: TODO_FAILOVER,
-  }, async (t) => {
+  test("the Redis master of a channel's shard killed: the replica takes over, delivery resumes, losses are history_gap", async (t) => {
     const group = "k";
     await open({ group, raw: 30, sio: 9, channel: FAILOVER_CHANNEL });
     await agent().call("stream", { group, everyMs: 40 });
@@ -438,6 +415,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       `killing the master ${victim.app}:${victim.port}; its replica is on ${replica.app}:${replica.port}`,
     );
     const killedAt = Date.now();
+    const ackedBeforeKill = await agent().call<number>("acked", { group });
     await victim.proc.stop("SIGKILL");
     await until(
       () => /role:master/.test(f().redisCli(replica.app, replica.port, "INFO", "replication")),
@@ -476,6 +454,17 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       assert.ok(
         afterFailover.every((n) => got.has(n)),
         `${s.kind}: delivery resumed after the failover`,
+      );
+    }
+    // Nothing acknowledged before the kill went missing (acks are kept in the order they came).
+    const beforeKill = fin.acked.slice(0, ackedBeforeKill);
+    for (const s of all) {
+      const got = new Set(s.received.map((r) => r.n));
+      const owed = beforeKill.filter((a) => s.firstOffset !== null && a.offset > s.firstOffset);
+      assert.deepEqual(
+        owed.filter((a) => !got.has(a.n)).slice(0, 5),
+        [],
+        `${s.kind}: nothing acknowledged before the kill missing`,
       );
     }
     // What a client did not get was reported to it as a gap.
