@@ -11,7 +11,7 @@ import http from "node:http";
 import { io, type Socket } from "socket.io-client";
 import WebSocket from "ws";
 import { SocketIOSubscriptions, Switchboard } from "../../src/client/index.js";
-import type { ClientStats } from "../helpers/load.js";
+import { type ClientStats, countingHandlers, emptyStats } from "../helpers/load.js";
 
 export interface FleetStats extends ClientStats {
   /** Balancer index of every successful connection, in order. */
@@ -28,21 +28,7 @@ export interface ClientOptions {
 }
 
 function newStats(kind: ClientStats["kind"]): FleetStats {
-  return {
-    kind,
-    connects: 0,
-    failedAttempts: 0,
-    unexpectedCloses: 0,
-    errors: [],
-    received: [],
-    firstOffset: null,
-    firstEpoch: null,
-    gaps: [],
-    recovered: 0,
-    subscribed: false,
-    balancers: [],
-    servers: [],
-  };
+  return { ...emptyStats(kind), balancers: [], servers: [] };
 }
 
 abstract class FleetClient {
@@ -60,24 +46,7 @@ abstract class FleetClient {
     this.current = first % balancers.length;
   }
 
-  protected readonly handlers = {
-    onMessage: (data: unknown, meta: { offset: number }) => {
-      const n = (data as { n?: unknown } | null)?.n;
-      if (typeof n === "number") this.stats.received.push({ n, offset: meta.offset });
-    },
-    onSubscribed: (s: { offset: number | null; epoch: string | null; recovered: boolean }) => {
-      this.stats.subscribed = true;
-      if (this.stats.firstOffset === null) {
-        this.stats.firstOffset = s.offset;
-        this.stats.firstEpoch = s.epoch;
-      }
-      if (s.recovered) this.stats.recovered += 1;
-    },
-    onGap: (gap: { reason: string; offset: number | null }) => {
-      this.stats.gaps.push({ reason: gap.reason, offset: gap.offset });
-      this.stats.subscribed = true;
-    },
-  };
+  protected readonly handlers = countingHandlers(() => this.stats);
 
   /** After a failed attempt: the other balancer next time. */
   protected failover(): void {

@@ -87,6 +87,21 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       timeoutMs: 30_000,
     });
 
+  const acked = (group: string) => agent().call<number>("acked", { group });
+  /** Waits until the group's stream has `count` more acknowledged publishes than now. */
+  async function morePublishes(group: string, count: number, timeoutMs = 20_000) {
+    const mark = await acked(group);
+    await until(async () => (await acked(group)) >= mark + count, timeoutMs, `${count} more publishes`);
+  }
+  /** Ends the group's stream with a final message and tallies what every client got. */
+  async function conclude(t: { diagnostic(m: string): void }, group: string, label: string) {
+    const fin = await finish(group);
+    const all = await stats(group);
+    const x = tally(all, fin);
+    report(t, label, x);
+    return { fin, all, x };
+  }
+
   /** Totals over clients: moves, refused attempts, what was missed against what the stream had acknowledged. */
   function tally(all: FleetStats[], fin: Finished) {
     const problems = all.map((s) => ({ s, ...deliveryProblems(s, fin.acked) }));
@@ -196,15 +211,8 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
   test("every message through either balancer reaches every subscriber on every host, raw and Socket.IO", async (t) => {
     await open({ group: "d", raw: 60, sio: 24 });
     await agent().call("stream", { group: "d", everyMs: 40 });
-    await until(
-      async () => (await agent().call<number>("acked", { group: "d" })) >= 40,
-      20_000,
-      "40 publishes",
-    );
-    const fin = await finish("d");
-    const all = await stats("d");
-    const x = tally(all, fin);
-    report(t, "delivery", x);
+    await morePublishes("d", 40);
+    const { all, x } = await conclude(t, "d", "delivery");
     assertNoLoss(x);
     assert.equal(x.failedAttempts, 0);
     const hosts = new Set(all.flatMap((s) => s.servers));
@@ -273,9 +281,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       assert.notEqual(green?.status, "online", `${app}: green is not running`);
     }
     await agent().call("waitSubscribed", { group: "n", timeoutMs: 20_000 });
-    const fin = await finish("n");
-    const x = tally(await stats("n"), fin);
-    report(t, "failed promote", x);
+    const { x } = await conclude(t, "n", "failed promote");
     assertNoLoss(x);
     assert.equal(x.failedAttempts, 0);
     await agent().call("close", { group: "n" });
@@ -289,7 +295,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       const group = `p-${to}`;
       await open({ group, raw: 90, sio: 30 });
       await agent().call("stream", { group, everyMs: 40 });
-      await until(async () => (await agent().call<number>("acked", { group })) >= 10, 10_000, "publishes");
+      await morePublishes(group, 10, 10_000);
       const res = await fleetPromote(target);
       for (const r of res.runs) t.diagnostic(`${r.app} ${r.args.join(" ")} (${r.code}):\n${r.out}`);
       t.diagnostic(`time per promote: ${timing(res.runs)}`);
@@ -310,10 +316,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
         }
       }
       await agent().call("waitSubscribed", { group, timeoutMs: 20_000 });
-      const fin = await finish(group);
-      const all = await stats(group);
-      const x = tally(all, fin);
-      report(t, name, x);
+      const { fin, all, x } = await conclude(t, group, name);
       busReport(t, fin);
       assert.equal(
         x.failedAttempts,
@@ -342,7 +345,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       watchdogMs: 3000,
     });
     await agent().call("stream", { group, everyMs: 40 });
-    await until(async () => (await agent().call<number>("acked", { group })) >= 20, 10_000, "publishes");
+    await morePublishes(group, 20, 10_000);
     const onApp3 = (await stats(group)).filter((s) => s.servers.at(-1)?.startsWith("app3-")).length;
     f().net.link("app3", false);
     try {
@@ -356,22 +359,22 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
         "every client subscribed on app1 or app2",
         200,
       );
-      const mark = await agent().call<number>("acked", { group });
-      await until(
-        async () => (await agent().call<number>("acked", { group })) >= mark + 20,
-        20_000,
-        "publishes",
-      );
-      const fin = await finish(group);
-      const all = await stats(group);
-      const x = tally(all, fin);
-      report(t, "host cut off", x);
+      await morePublishes(group, 20);
+      const { x } = await conclude(t, group, "host cut off");
       t.diagnostic(`raw clients on app3 before the cut: ${onApp3}`);
       assert.ok(onApp3 > 0, "some raw clients were on app3");
       assertNoLoss(x);
     } finally {
       f().net.link("app3", true);
       await agent().call("close", { group });
+      // The next parts start from a whole fleet: app3 UP on both balancers and linked to Redis again.
+      await f().waitServers((name, s) => !name.startsWith("app3-blue") || s.op === 2, "app3 UP again");
+      await until(
+        () => /"state":"up"/.test(f().hostStatus("app3", 9001)),
+        20_000,
+        "app3's Redis link up",
+        200,
+      );
     }
   });
 
@@ -379,7 +382,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
     const group = "b";
     await open({ group, raw: 40, sio: 14 });
     await agent().call("stream", { group, everyMs: 40 });
-    await until(async () => (await agent().call<number>("acked", { group })) >= 20, 10_000, "publishes");
+    await morePublishes(group, 20, 10_000);
     const onLb1 = (await stats(group)).filter((s) => s.balancers.at(-1) === 0).length;
     await f().haproxy.get("lb1")?.stop("SIGKILL");
     await until(
@@ -388,16 +391,8 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       "every client subscribed through lb2",
       200,
     );
-    const mark = await agent().call<number>("acked", { group });
-    await until(
-      async () => (await agent().call<number>("acked", { group })) >= mark + 20,
-      20_000,
-      "publishes",
-    );
-    const fin = await finish(group);
-    const all = await stats(group);
-    const x = tally(all, fin);
-    report(t, "balancer killed", x);
+    await morePublishes(group, 20);
+    const { x } = await conclude(t, group, "balancer killed");
     t.diagnostic(`clients on lb1 before: ${onLb1}`);
     assert.ok(onLb1 > 0);
     assertNoLoss(x);
@@ -407,7 +402,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
     const group = "k";
     await open({ group, raw: 30, sio: 9, channel: FAILOVER_CHANNEL });
     await agent().call("stream", { group, everyMs: 40 });
-    await until(async () => (await agent().call<number>("acked", { group })) >= 20, 10_000, "publishes");
+    await morePublishes(group, 20, 10_000);
     const victim = f().masterOfSlot(keySlot(FAILOVER_CHANNEL));
     const replica = f().redis.find((n) => n.replicaOf === victim.app);
     assert.ok(replica, "the shard has a replica");
@@ -415,7 +410,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       `killing the master ${victim.app}:${victim.port}; its replica is on ${replica.app}:${replica.port}`,
     );
     const killedAt = Date.now();
-    const ackedBeforeKill = await agent().call<number>("acked", { group });
+    const ackedBeforeKill = await acked(group);
     await victim.proc.stop("SIGKILL");
     await until(
       () => /role:master/.test(f().redisCli(replica.app, replica.port, "INFO", "replication")),
@@ -430,18 +425,20 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       "cluster_state:ok",
       100,
     );
-    const mark = await agent().call<number>("acked", { group });
+    // Each host reads the slot map again every second while a master is gone, then rejoins the channel there.
     await until(
-      async () => (await agent().call<number>("acked", { group })) >= mark + 30,
-      30_000,
-      "publishes after",
+      () => APPS.every((app) => /"state":"up".*"joining":0/.test(f().hostStatus(app, 9001))),
+      20_000,
+      "every host linked to the new master",
+      200,
     );
+    const relinkedMs = Date.now() - killedAt;
+    await morePublishes(group, 30, 30_000);
     await agent().call("waitSubscribed", { group, timeoutMs: 20_000 });
-    const fin = await finish(group);
-    const all = await stats(group);
-    const x = tally(all, fin);
-    report(t, "redis failover", x);
-    t.diagnostic(`failover (kill → replica is master) ${failoverMs} ms`);
+    const { fin, all, x } = await conclude(t, group, "redis failover");
+    t.diagnostic(
+      `failover (kill → replica is master) ${failoverMs} ms, every host relinked ${relinkedMs} ms`,
+    );
     assert.equal(x.lackingFinal, 0, "every client got the last message");
     assert.equal(x.duplicates, 0, "nothing delivered twice");
     // Everything published after the failover reached everyone (the final message did, so did all before it).

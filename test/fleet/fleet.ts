@@ -13,7 +13,8 @@
  * the configuration; the client is outside it, so HAProxy does not honour its pin header.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { requireTool } from "../../src/harness/tools.js";
 import { haproxyCommand, haproxyServers, Proc, replaceOnce, tempDir } from "../deploy/helpers.js";
@@ -123,10 +124,21 @@ export class Fleet {
     }
   }
 
-  /** Synchronous and idempotent: kills every process of every namespace, deletes them, removes the temp dir. */
+  /**
+   * Synchronous and idempotent: kills every process of every namespace, deletes them, removes the temp dir. The
+   * instances' pm2 logs are kept first in `<tmpdir>/switchboard-fleet-logs` (the last run's only), for a failure.
+   */
   cleanup(): void {
     this.agent?.kill();
     this.net.cleanup();
+    if (existsSync(this.tmp.dir)) {
+      const keep = path.join(os.tmpdir(), "switchboard-fleet-logs");
+      rmSync(keep, { recursive: true, force: true });
+      for (const app of APPS) {
+        const logs = path.join(this.tmp.dir, app, "pm2", "logs");
+        if (existsSync(logs)) cpSync(logs, path.join(keep, app), { recursive: true });
+      }
+    }
     this.tmp.remove();
   }
 

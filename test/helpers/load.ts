@@ -31,44 +31,54 @@ export interface ClientStats {
   subscribed: boolean;
 }
 
+export function emptyStats(kind: ClientStats["kind"]): ClientStats {
+  return {
+    kind,
+    connects: 0,
+    failedAttempts: 0,
+    unexpectedCloses: 0,
+    errors: [],
+    received: [],
+    firstOffset: null,
+    firstEpoch: null,
+    gaps: [],
+    recovered: 0,
+    subscribed: false,
+  };
+}
+
+/** SDK subscription handlers that count into a client's stats (this file's clients and the fleet's). */
+export function countingHandlers(stats: () => ClientStats) {
+  return {
+    onMessage: (data: unknown, meta: { offset: number }) => {
+      const n = (data as { n?: unknown } | null)?.n;
+      if (typeof n === "number") stats().received.push({ n, offset: meta.offset });
+    },
+    onSubscribed: (s: { offset: number | null; epoch: string | null; recovered: boolean }) => {
+      const st = stats();
+      st.subscribed = true;
+      if (st.firstOffset === null) {
+        st.firstOffset = s.offset;
+        st.firstEpoch = s.epoch;
+      }
+      if (s.recovered) st.recovered += 1;
+    },
+    onGap: (gap: { reason: string; offset: number | null }) => {
+      stats().gaps.push({ reason: gap.reason, offset: gap.offset });
+      stats().subscribed = true;
+    },
+  };
+}
+
 abstract class TestClient {
   readonly stats: ClientStats;
   protected stopped = false;
 
   constructor(kind: ClientStats["kind"]) {
-    this.stats = {
-      kind,
-      connects: 0,
-      failedAttempts: 0,
-      unexpectedCloses: 0,
-      errors: [],
-      received: [],
-      firstOffset: null,
-      firstEpoch: null,
-      gaps: [],
-      recovered: 0,
-      subscribed: false,
-    };
+    this.stats = emptyStats(kind);
   }
 
-  protected readonly handlers = {
-    onMessage: (data: unknown, meta: { offset: number }) => {
-      const n = (data as { n?: unknown } | null)?.n;
-      if (typeof n === "number") this.stats.received.push({ n, offset: meta.offset });
-    },
-    onSubscribed: (s: { offset: number | null; epoch: string | null; recovered: boolean }) => {
-      this.stats.subscribed = true;
-      if (this.stats.firstOffset === null) {
-        this.stats.firstOffset = s.offset;
-        this.stats.firstEpoch = s.epoch;
-      }
-      if (s.recovered) this.stats.recovered += 1;
-    },
-    onGap: (gap: { reason: string; offset: number | null }) => {
-      this.stats.gaps.push({ reason: gap.reason, offset: gap.offset });
-      this.stats.subscribed = true;
-    },
-  };
+  protected readonly handlers = countingHandlers(() => this.stats);
 
   protected error(text: string): void {
     if (this.stats.errors.length < 5) this.stats.errors.push(text);

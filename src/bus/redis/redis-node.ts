@@ -84,6 +84,8 @@ export class RedisNode {
   /** The Redis process on the other end (INFO's run_id): the scripts start a new epoch when it is not the last one. */
   #runId = "";
   #readyChecks = 0;
+  #subscribeRetry: NodeJS.Timeout | null = null;
+  #subscribeFailures = 0;
   readonly #whenUp: (() => void)[] = [];
   #closed = false;
   readonly #ping: NodeJS.Timeout;
@@ -346,7 +348,19 @@ export class RedisNode {
           this.#restore.batches += 1;
         }
         if (confirmed.length > 0) this.#hooks.subscribed(this, confirmed);
-        if (results.some((r) => r.status === "rejected")) break;
+        if (results.some((r) => r.status === "rejected")) {
+          // A node just promoted may refuse for a moment (CLUSTERDOWN): try again, whether or not anything else
+          // is sent on this connection meanwhile.
+          this.#subscribeRetry ??= setTimeout(
+            () => {
+              this.#subscribeRetry = null;
+              this.#schedule();
+            },
+            reconnectDelayMs(++this.#subscribeFailures),
+          );
+          break;
+        }
+        this.#subscribeFailures = 0;
       }
     } finally {
       this.#restoring = false;
@@ -440,6 +454,7 @@ export class RedisNode {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#ping);
+    if (this.#subscribeRetry) clearTimeout(this.#subscribeRetry);
     const wasReady = this.#ready;
     this.#ready = false;
     if (wasReady) await this.#redis.quit().catch(() => {});
