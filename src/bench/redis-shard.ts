@@ -5,7 +5,7 @@
  * whatever its number of subscribers). Reports scripts/s and the CPU redis-server used for them; the per-core figure
  * (scripts/s ÷ its CPU share) is what to size shards by, since on this box the load generator shares the cores.
  *
- *   npm run build && node dist/bench/redis-shard.js [--hosts 1,3,6] [--seconds 5] [--channels 1000]
+ *   npm run build && node dist/bench/redis-shard.js [--hosts 1,3,6] [--seconds 5] [--channels 1000] [--idempotency]
  */
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
@@ -24,7 +24,7 @@ async function cpuSeconds(port: number): Promise<number> {
   return user + sys;
 }
 
-async function run(port: number, hosts: number, seconds: number, channels: number) {
+async function run(port: number, hosts: number, seconds: number, channels: number, keyed: boolean) {
   const names = new RedisNames("bench");
   const script = publishScript(false);
   const subscribers = Array.from({ length: hosts }, () => new Redis({ port, protocol: 3 }));
@@ -47,14 +47,15 @@ async function run(port: number, hosts: number, seconds: number, channels: numbe
     while (performance.now() < until) {
       const batch = r.pipeline();
       for (let i = 0; i < IN_FLIGHT; i++) {
-        const c = `c${next++ % channels}`;
+        const n = next++;
+        const c = `c${n % channels}`;
         const meta = names.metaKey(c);
         batch.evalsha(
           sha,
           3,
           meta,
           names.historyKey(c),
-          meta,
+          keyed ? names.idempotencyKey(c, `k${n}`) : meta,
           names.messageChannel(c),
           "benchorigin0",
           DATA,
@@ -65,7 +66,7 @@ async function run(port: number, hosts: number, seconds: number, channels: numbe
           100,
           300_000,
           86_400_000,
-          0,
+          keyed ? 300_000 : 0,
           "",
         );
       }
@@ -90,17 +91,24 @@ const { values } = parseArgs({
     hosts: { type: "string", default: "1,3,6" },
     seconds: { type: "string", default: "5" },
     channels: { type: "string", default: "1000" },
+    idempotency: { type: "boolean", default: false },
   },
 });
 const redis = await startRedis();
 try {
   console.log(
-    "one redis-server, the publish script as hosts run it (history 100 per channel, no idempotency key), 4 connections x 64 in flight",
+    `one redis-server, the publish script as hosts run it (history 100 per channel, ${values.idempotency ? "an idempotency key per message, 5-minute window" : "no idempotency key"}), 4 connections x 64 in flight`,
   );
   console.log("hosts subscribed | scripts/s | redis-server CPU | scripts/s per core | each host received");
   for (const hosts of (values.hosts ?? "").split(",").map(Number)) {
     await redisCli(redis.port, "FLUSHALL");
-    const r = await run(redis.port, hosts, Number(values.seconds), Number(values.channels));
+    const r = await run(
+      redis.port,
+      hosts,
+      Number(values.seconds),
+      Number(values.channels),
+      values.idempotency === true,
+    );
     console.log(
       `${String(r.hosts).padStart(16)} | ${Math.round(r.scriptsPerSecond).toLocaleString("en-US").padStart(9)} | ${(r.redisCpu * 100).toFixed(0).padStart(15)}% | ${Math.round(
         r.scriptsPerSecond / r.redisCpu,

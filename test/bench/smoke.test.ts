@@ -4,11 +4,12 @@
  * sizes they mean nothing, and timing belongs in `npm run bench`, not in the test suite.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import type { BenchResults, RunResult } from "../../src/bench/results.js";
 import { ROOT } from "../helpers/server.js";
 
@@ -138,4 +139,15 @@ test("bench smoke run of scenario H (recovery across a promote)", {
   } finally {
     rmSync(outDir, { recursive: true, force: true });
   }
+});
+
+test("the Redis shard bench runs the publish script and every subscribed host receives every message", async () => {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["--import", "tsx", "src/bench/redis-shard.ts", "--hosts", "2", "--seconds", "0.3", "--channels", "10"],
+    { cwd: ROOT, timeout: 30_000 },
+  );
+  const row = stdout.split("\n").find((l) => /^\s+2 \|/.test(l));
+  assert.ok(row, stdout);
+  assert.match(row, /\| 100\.0%$/, "each host received every message");
 });
