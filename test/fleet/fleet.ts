@@ -109,7 +109,7 @@ export class Fleet {
       await fleet.#startRedis();
       log(`redis cluster: 3 masters + 3 replicas up in ${Date.now() - t} ms`);
       t = Date.now();
-      for (const lb of LBS) await fleet.#startHaproxy(lb);
+      for (const lb of LBS) await fleet.startBalancer(lb);
       await Promise.all(APPS.map((app) => fleet.#startBlue(app)));
       await fleet.waitServers((name, s) => (name.endsWith("-blue") ? s.op === 2 : true), "every blue UP");
       log(`haproxy x2 and blue on 3 hosts up in ${Date.now() - t} ms`);
@@ -326,7 +326,8 @@ export class Fleet {
     return cfg;
   }
 
-  async #startHaproxy(lb: Lb): Promise<void> {
+  /** Starts (or starts again) one balancer with the shipped configuration, addresses rewritten. */
+  async startBalancer(lb: Lb): Promise<void> {
     const dir = this.lbDir(lb);
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, "server-state"), "1\n");
