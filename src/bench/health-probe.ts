@@ -15,22 +15,35 @@ const http = require("node:http");
 const [port, interval, timeout] = process.argv.slice(1).map(Number);
 const latencies = [];
 let failures = 0;
-const timer = setInterval(() => {
+let pending = 0;
+let ending = false;
+function check() {
   const started = performance.now();
+  pending++;
+  const settle = (ok) => {
+    pending--;
+    if (ok) latencies.push(performance.now() - started);
+    else failures++;
+    if (ending && pending === 0) report();
+  };
   const req = http.get({ host: "127.0.0.1", port, path: "/health", agent: false, timeout }, (res) => {
     res.resume();
-    res.on("end", () => {
-      if (res.statusCode === 200) latencies.push(performance.now() - started);
-      else failures++;
-    });
+    res.on("end", () => settle(res.statusCode === 200));
   });
   req.on("timeout", () => req.destroy(new Error("timeout")));
-  req.on("error", () => failures++);
-}, interval);
+  req.on("error", () => settle(false));
+}
+const timer = setInterval(check, interval);
+function report() {
+  process.stdout.write(JSON.stringify({ latencies, failures }) + "\\n", () => process.exit(0));
+}
 process.stdin.resume();
+// A scenario shorter than the first interval still gets one check; one in flight is waited for.
 process.stdin.on("end", () => {
   clearInterval(timer);
-  process.stdout.write(JSON.stringify({ latencies, failures }) + "\\n", () => process.exit(0));
+  ending = true;
+  if (latencies.length + failures === 0 && pending === 0) check();
+  else if (pending === 0) report();
 });
 `;
 
