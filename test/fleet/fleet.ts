@@ -159,7 +159,12 @@ export class Fleet {
   /** The redis counters of an instance's /status (admin port on the host's loopback), or "" when it is not up. */
   hostStatus(app: App, adminPort: number): string {
     try {
-      const body = this.net.run(app, "curl", ["-s", "-m", "3", `http://127.0.0.1:${adminPort}/status`]);
+      // Node itself fetches it inside the host's namespace (no curl on a fresh machine).
+      const body = this.net.run(app, process.execPath, [
+        "-e",
+        `fetch("http://127.0.0.1:${adminPort}/status", { signal: AbortSignal.timeout(3000) })
+          .then((r) => r.text()).then((t) => process.stdout.write(t))`,
+      ]);
       const redis = (JSON.parse(body) as { redis?: Record<string, unknown> }).redis ?? {};
       const { nodes: _n, socketio: _s, ...counts } = redis;
       return JSON.stringify(counts);
