@@ -9,13 +9,31 @@
  */
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { publishScript, RedisNames } from "../bus/redis/redis-wire.js";
+import { type NodeHooks, type Numbering, RedisNode, type ScriptPublish } from "../bus/redis/redis-node.js";
+import { RedisNames } from "../bus/redis/redis-wire.js";
 import { redisCli, startRedis } from "../harness/redis-server.js";
+import { createLogger } from "../log.js";
 
 const PUBLISHERS = 4;
 /** Scripts in flight per publisher connection (a busy host's pipeline). */
 const IN_FLIGHT = 64;
 const DATA = JSON.stringify({ text: "x".repeat(80) });
+const NO_HOOKS: NodeHooks = {
+  up() {},
+  down() {},
+  message() {},
+  subscribing() {},
+  subscribed() {},
+  moved() {},
+};
+/** What a host passes for a channel it has not seen in Redis yet. */
+const FIRST_SIGHT: Numbering = {
+  knownEpoch: "",
+  redisFloor: 0,
+  floor: 0,
+  newEpoch: "bench1",
+  metaTtlMs: 86_400_000,
+};
 
 async function cpuSeconds(port: number): Promise<number> {
   const info = await redisCli(port, "INFO", "cpu");
@@ -26,7 +44,6 @@ async function cpuSeconds(port: number): Promise<number> {
 
 async function run(port: number, hosts: number, seconds: number, channels: number, keyed: boolean) {
   const names = new RedisNames("bench");
-  const script = publishScript(false);
   const subscribers = Array.from({ length: hosts }, () => new Redis({ port, protocol: 3 }));
   let received = 0;
   const all = Array.from({ length: channels }, (_, i) => names.messageChannel(`c${i}`));
@@ -36,51 +53,64 @@ async function run(port: number, hosts: number, seconds: number, channels: numbe
     });
     await s.subscribe(...all);
   }
-  const publishers = Array.from({ length: PUBLISHERS }, () => new Redis({ port }));
-  const sha = (await publishers[0]?.script("LOAD", script)) as string;
+  // The hosts' own connection class: the same script, arguments and per-turn pipelining.
+  const log = createLogger("silent", {});
+  const publishers = Array.from(
+    { length: PUBLISHERS },
+    () =>
+      new RedisNode(
+        { host: "127.0.0.1", port },
+        { auth: {}, sharded: false, name: "bench", hooks: NO_HOOKS, log },
+      ),
+  );
+  await Promise.all(publishers.map((p) => p.whenReady(5000)));
+  const message = (n: number): ScriptPublish => {
+    const c = `c${n % channels}`;
+    return {
+      channel: names.messageChannel(c),
+      metaKey: names.metaKey(c),
+      historyKey: names.historyKey(c),
+      idempotencyKey: keyed ? names.idempotencyKey(c, `k${n}`) : null,
+      origin: "benchorigin0",
+      dataJson: DATA,
+      historySize: 100,
+      historyTtlMs: 300_000,
+      idempotencyWindowMs: keyed ? 300_000 : 0,
+    };
+  };
   let done = 0;
+  let failed = 0;
   let next = 0;
   const until = performance.now() + seconds * 1000;
   const cpu0 = await cpuSeconds(port);
   const t0 = performance.now();
-  const loop = async (r: Redis) => {
-    while (performance.now() < until) {
-      const batch = r.pipeline();
-      for (let i = 0; i < IN_FLIGHT; i++) {
-        const n = next++;
-        const c = `c${n % channels}`;
-        const meta = names.metaKey(c);
-        batch.evalsha(
-          sha,
-          3,
-          meta,
-          names.historyKey(c),
-          keyed ? names.idempotencyKey(c, `k${n}`) : meta,
-          names.messageChannel(c),
-          "benchorigin0",
-          DATA,
-          "",
-          0,
-          0,
-          "bench1",
-          100,
-          300_000,
-          86_400_000,
-          keyed ? 300_000 : 0,
-          "",
-        );
-      }
-      await batch.exec();
-      done += IN_FLIGHT;
-    }
-  };
-  await Promise.all(publishers.map(loop));
+  // Each connection keeps IN_FLIGHT scripts out until the time is up.
+  const drive = (node: RedisNode) =>
+    new Promise<void>((resolve) => {
+      let out = 0;
+      const send = () => {
+        while (out < IN_FLIGHT && performance.now() < until) {
+          out += 1;
+          node.publishMessage(message(next++), FIRST_SIGHT, (result) => {
+            out -= 1;
+            if (result) done += 1;
+            else failed += 1;
+            send();
+          });
+        }
+        if (out === 0) resolve();
+      };
+      send();
+    });
+  await Promise.all(publishers.map(drive));
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = (await cpuSeconds(port)) - cpu0;
-  for (const r of [...publishers, ...subscribers]) r.disconnect();
+  await Promise.all(publishers.map((p) => p.close()));
+  for (const s of subscribers) s.disconnect();
   return {
     hosts,
     scriptsPerSecond: done / elapsed,
+    failed,
     redisCpu: cpu / elapsed,
     received: received / (done * hosts),
   };
@@ -114,7 +144,9 @@ try {
         r.scriptsPerSecond / r.redisCpu,
       )
         .toLocaleString("en-US")
-        .padStart(18)} | ${(r.received * 100).toFixed(1)}%`,
+        .padStart(
+          18,
+        )} | ${(r.received * 100).toFixed(1)}%${r.failed > 0 ? ` (${r.failed} scripts failed)` : ""}`,
     );
   }
 } finally {

@@ -155,11 +155,18 @@ export class RedisCluster {
 
 export async function startRedisCluster(
   masters = 3,
-  timeoutMs = 20_000,
-  replicas = 0,
+  o: { replicas?: number; timeoutMs?: number } = {},
 ): Promise<RedisCluster> {
+  const replicas = o.replicas ?? 0;
   const { cli } = redisBins();
   const nodes: RedisServer[] = [];
+  const deadline = Date.now() + (o.timeoutMs ?? 20_000);
+  const waitFor = async (port: number, command: string[], text: string) => {
+    while (!(await redisCli(port, ...command)).includes(text)) {
+      if (Date.now() > deadline) throw new Error(`redis ${port}: no ${text} in ${command.join(" ")}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   try {
     for (let i = 0; i < masters * (1 + replicas); i++) {
       const dir = mkdtempSync(join(tmpdir(), "switchboard-redis-cluster-"));
@@ -182,27 +189,16 @@ export async function startRedisCluster(
       String(replicas),
       "--cluster-yes",
     ]);
-    const deadline = Date.now() + timeoutMs;
-    for (const node of nodes) {
-      while (!(await redisCli(node.port, "CLUSTER", "INFO")).includes("cluster_state:ok")) {
-        if (Date.now() > deadline)
-          throw new Error(`cluster node ${node.port} never reached cluster_state:ok`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    if (replicas === 0) return new RedisCluster(nodes);
-    // redis-cli chooses which node becomes a replica: ask each.
+    for (const node of nodes) await waitFor(node.port, ["CLUSTER", "INFO"], "cluster_state:ok");
+    // redis-cli chooses which nodes become replicas: ask each.
     const roles = await Promise.all(nodes.map((n) => redisCli(n.port, "ROLE")));
-    const isMaster = (i: number) => roles[i]?.startsWith("master") === true;
-    for (const node of nodes.filter((_, i) => !isMaster(i))) {
-      while (!(await redisCli(node.port, "INFO", "replication")).includes("master_link_status:up")) {
-        if (Date.now() > deadline) throw new Error(`replica ${node.port} never linked to its master`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const isMaster = nodes.map((_, i) => roles[i]?.startsWith("master") === true);
+    const replicaNodes = nodes.filter((_, i) => !isMaster[i]);
+    for (const node of replicaNodes)
+      await waitFor(node.port, ["INFO", "replication"], "master_link_status:up");
     return new RedisCluster(
-      nodes.filter((_, i) => isMaster(i)),
-      nodes.filter((_, i) => !isMaster(i)),
+      nodes.filter((_, i) => isMaster[i]),
+      replicaNodes,
     );
   } catch (err) {
     await Promise.all(nodes.map((n) => n.destroy()));

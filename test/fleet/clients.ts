@@ -34,6 +34,7 @@ function newStats(kind: ClientStats["kind"]): FleetStats {
 abstract class FleetClient {
   readonly stats: FleetStats;
   protected stopped = false;
+  protected readonly handlers: ReturnType<typeof countingHandlers>;
   /** The balancer the next attempt goes to. */
   protected current: number;
 
@@ -43,10 +44,9 @@ abstract class FleetClient {
     first: number,
   ) {
     this.stats = newStats(kind);
+    this.handlers = countingHandlers(this.stats);
     this.current = first % balancers.length;
   }
-
-  protected readonly handlers = countingHandlers(() => this.stats);
 
   /** After a failed attempt: the other balancer next time. */
   protected failover(): void {

@@ -36,6 +36,14 @@ type Finished = { acked: Acked[]; failures: string[]; retries: number; lacking: 
 let CHANNEL = "";
 let FAILOVER_CHANNEL = "";
 const started = Date.now();
+/** Offsets missing between the first and the last of `sorted`. */
+function holes(sorted: number[]): number[] {
+  const out: number[] = [];
+  for (let i = 1; i < sorted.length; i++)
+    for (let o = (sorted[i - 1] as number) + 1; o < (sorted[i] as number); o++) out.push(o);
+  return out;
+}
+
 describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of them", {
   skip: IS_ROOT ? false : "needs root (ip netns)",
   timeout: 175_000,
@@ -145,11 +153,8 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       if (!a.duplicate) byEpoch.set(a.epoch, [...(byEpoch.get(a.epoch) ?? []), a.offset]);
     for (const [epoch, offsets] of byEpoch) {
       offsets.sort((x, y) => x - y);
-      const holes: number[] = [];
-      for (let i = 1; i < offsets.length; i++)
-        for (let o = (offsets[i - 1] as number) + 1; o < (offsets[i] as number); o++) holes.push(o);
       t.diagnostic(
-        `acked in epoch ${epoch}: ${offsets.length} (${offsets[0]}..${offsets.at(-1)}), not acked: ${holes.join(",")}`,
+        `acked in epoch ${epoch}: ${offsets.length} (${offsets[0]}..${offsets.at(-1)}), not acked: ${holes(offsets).join(",")}`,
       );
     }
     const master = f().masterOfSlot(keySlot(channel));
@@ -158,21 +163,26 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       .split("\n")
       .filter((l) => /^\d+-1$/.test(l))
       .map((l) => Number.parseInt(l, 10));
-    const holes: number[] = [];
-    for (let i = 1; i < ids.length; i++)
-      for (let o = (ids[i - 1] as number) + 1; o < (ids[i] as number); o++) holes.push(o);
     const meta = f()
       .redisCli(master.app, master.port, "HGETALL", `switchboard:meta:{${channel}}`)
       .replace(/\n/g, " ");
     t.diagnostic(
-      `history ${ids[0]}..${ids.at(-1)} (${ids.length}), holes: ${holes.join(",")}; meta: ${meta}`,
+      `history ${ids[0]}..${ids.at(-1)} (${ids.length}), holes: ${holes(ids).join(",")}; meta: ${meta}`,
     );
     for (const app of APPS)
       for (const port of [9001, 9002]) {
-        const out = f().hostStatus(app, port);
-        if (out) t.diagnostic(`${app}:${port} ${out}`);
+        const redis = f().redisStatus(app, port);
+        if (!redis) continue;
+        const { nodes: _n, socketio: _s, ...counts } = redis;
+        t.diagnostic(`${app}:${port} ${JSON.stringify(counts)}`);
       }
   }
+
+  /** The instance's link to Redis is up and no channel is still rejoining. */
+  const linked = (app: App, adminPort = 9001) => {
+    const redis = f().redisStatus(app, adminPort);
+    return redis?.state === "up" && redis.joining === 0;
+  };
 
   function assertNoLoss(x: ReturnType<typeof tally>) {
     assert.equal(x.lackingFinal, 0, "every client got the last message");
@@ -369,12 +379,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       await agent().call("close", { group });
       // The next parts start from a whole fleet: app3 UP on both balancers and linked to Redis again.
       await f().waitServers((name, s) => !name.startsWith("app3-blue") || s.op === 2, "app3 UP again");
-      await until(
-        () => /"state":"up"/.test(f().hostStatus("app3", 9001)),
-        20_000,
-        "app3's Redis link up",
-        200,
-      );
+      await until(() => linked("app3"), 20_000, "app3's Redis link up", 200);
     }
   });
 
@@ -433,12 +438,7 @@ describe("the fleet: 3 hosts, Redis Cluster, 2 HAProxy, promote across all of th
       100,
     );
     // Each host reads the slot map again every second while a master is gone, then rejoins the channel there.
-    await until(
-      () => APPS.every((app) => /"state":"up".*"joining":0/.test(f().hostStatus(app, 9001))),
-      20_000,
-      "every host linked to the new master",
-      200,
-    );
+    await until(() => APPS.every((app) => linked(app)), 20_000, "every host linked to the new master", 200);
     const relinkedMs = Date.now() - killedAt;
     await morePublishes(group, 30, 30_000);
     await agent().call("waitSubscribed", { group, timeoutMs: 20_000 });

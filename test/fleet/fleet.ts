@@ -156,8 +156,8 @@ export class Fleet {
     return new Proc(cmd, argv, { cwd: ROOT, env });
   }
 
-  /** The redis counters of an instance's /status (admin port on the host's loopback), or "" when it is not up. */
-  hostStatus(app: App, adminPort: number): string {
+  /** The `redis` part of an instance's /status (admin port on the host's loopback), or null when it is not up. */
+  redisStatus(app: App, adminPort: number): Record<string, unknown> | null {
     try {
       // Node itself fetches it inside the host's namespace (no curl on a fresh machine).
       const body = this.net.run(app, process.execPath, [
@@ -165,11 +165,9 @@ export class Fleet {
         `fetch("http://127.0.0.1:${adminPort}/status", { signal: AbortSignal.timeout(3000) })
           .then((r) => r.text()).then((t) => process.stdout.write(t))`,
       ]);
-      const redis = (JSON.parse(body) as { redis?: Record<string, unknown> }).redis ?? {};
-      const { nodes: _n, socketio: _s, ...counts } = redis;
-      return JSON.stringify(counts);
+      return (JSON.parse(body) as { redis?: Record<string, unknown> }).redis ?? null;
     } catch {
-      return "";
+      return null;
     }
   }
 

@@ -48,24 +48,23 @@ export function emptyStats(kind: ClientStats["kind"]): ClientStats {
 }
 
 /** SDK subscription handlers that count into a client's stats (this file's clients and the fleet's). */
-export function countingHandlers(stats: () => ClientStats) {
+export function countingHandlers(stats: ClientStats) {
   return {
     onMessage: (data: unknown, meta: { offset: number }) => {
       const n = (data as { n?: unknown } | null)?.n;
-      if (typeof n === "number") stats().received.push({ n, offset: meta.offset });
+      if (typeof n === "number") stats.received.push({ n, offset: meta.offset });
     },
     onSubscribed: (s: { offset: number | null; epoch: string | null; recovered: boolean }) => {
-      const st = stats();
-      st.subscribed = true;
-      if (st.firstOffset === null) {
-        st.firstOffset = s.offset;
-        st.firstEpoch = s.epoch;
+      stats.subscribed = true;
+      if (stats.firstOffset === null) {
+        stats.firstOffset = s.offset;
+        stats.firstEpoch = s.epoch;
       }
-      if (s.recovered) st.recovered += 1;
+      if (s.recovered) stats.recovered += 1;
     },
     onGap: (gap: { reason: string; offset: number | null }) => {
-      stats().gaps.push({ reason: gap.reason, offset: gap.offset });
-      stats().subscribed = true;
+      stats.gaps.push({ reason: gap.reason, offset: gap.offset });
+      stats.subscribed = true;
     },
   };
 }
@@ -74,11 +73,12 @@ abstract class TestClient {
   readonly stats: ClientStats;
   protected stopped = false;
 
+  protected readonly handlers: ReturnType<typeof countingHandlers>;
+
   constructor(kind: ClientStats["kind"]) {
     this.stats = emptyStats(kind);
+    this.handlers = countingHandlers(this.stats);
   }
-
-  protected readonly handlers = countingHandlers(() => this.stats);
 
   protected error(text: string): void {
     if (this.stats.errors.length < 5) this.stats.errors.push(text);

@@ -47,7 +47,7 @@ export function useRedisHosts(
 
   before(async () => {
     if (options.cluster) {
-      cluster = await startRedisCluster(3, 20_000, options.replicas ?? 0);
+      cluster = await startRedisCluster(3, { replicas: options.replicas });
       hosts = await startHosts(
         count,
         ["--redis", cluster.url, "--redis-cluster", ...(options.args ?? [])],

@@ -5,23 +5,23 @@ import { redisStatus, useRedisHosts } from "../helpers/redis-hosts.js";
 import { channelsOnEachNode, type RedisServer, redisCli } from "../helpers/redis-server.js";
 import { type ServerProcess, sleep, until } from "../helpers/server.js";
 
-/**
- * Where a client's stream breaks the numbering: a message at or below the position it holds (the last message, or
- * the position a history_gap gave it) means two messages shared an offset in one epoch; an SDK would drop the
- * second as a duplicate.
- */
 function gaps(c: RawClient, channel: string): number {
   return c.frames.filter((f) => f.channel === channel && f.code === "history_gap").length;
 }
 
+/**
+ * Where a client's stream breaks the numbering: a message at or below the position it holds (the last message, or
+ * the position a history_gap gave it, in that gap's epoch) means two messages shared an offset in one epoch; an
+ * SDK would drop the second as a duplicate.
+ */
 function renumbered(frames: Frame[], channel: string): string[] {
   const bad: string[] = [];
-  let epoch: string | null = null;
+  let epoch: unknown = null;
   let at: number | null = null;
   for (const f of frames) {
     if (f.channel !== channel) continue;
     if (f.type === "error" && f.code === "history_gap") {
-      if (typeof f.epoch === "string" && f.epoch !== epoch) epoch = f.epoch;
+      epoch = f.epoch;
       at = f.offset as number;
     } else if (f.type === "message") {
       const offset = f.offset as number;

@@ -203,7 +203,7 @@ export class RedisBus implements Bus {
       const st = this.#state(channel);
       const pos = st.order.position();
       if (!needsHistory(pos, resume)) return done(joinReply(pos, resume, []));
-      this.#readResume(st, resume, pos.epoch, resume.since + 1, [], 0, done);
+      this.#readResume(st, resume, pos.epoch, [], 0, done);
     });
   }
 
@@ -217,28 +217,25 @@ export class RedisBus implements Bus {
     st: RelayedChannel,
     resume: Resume,
     epoch: string,
-    from: number,
     got: HistoryEntry[],
     reads: number,
     done: (reply: JoinReply) => void,
   ): void {
     const node = this.#link.nodeFor(st.redisChannel);
     if (!node) return done(joinReply(st.order.position(), resume, null));
+    // XRANGE answers in offset order: what is read so far ends at got's last entry.
+    const from = (got.at(-1)?.[0] ?? resume.since) + 1;
     node.readHistory(st.historyKey, from, null, Math.max(1, st.policy.historySize), (entries) => {
       const now = st.order.position();
-      // A local numbering is never in Redis: it answers null.
-      if (entries === null || now.epoch !== epoch) {
-        this.#settled(st);
-        return done(joinReply(now, resume, null));
-      }
-      const all = got.length === 0 ? entries : got.concat(entries);
-      // XRANGE answers in offset order.
-      const high = all.at(-1)?.[0] ?? from - 1;
-      if (high < now.offset && entries.length > 0 && reads < RESUME_READS) {
-        return this.#readResume(st, resume, epoch, high + 1, all, reads + 1, done);
-      }
+      const all = entries === null ? null : got.concat(entries);
+      // Again while a read brings entries and still ends below the position; one that brings none means the rest
+      // is not in history (trimmed), not on its way.
+      const more = entries !== null && entries.length > 0 && (all?.at(-1)?.[0] ?? 0) < now.offset;
+      if (more && all && now.epoch === epoch && reads < RESUME_READS)
+        return this.#readResume(st, resume, epoch, all, reads + 1, done);
       this.#settled(st);
-      done(joinReply(now, resume, all));
+      // A local numbering is never in Redis: it answers null.
+      done(joinReply(now, resume, now.epoch === epoch ? all : null));
     });
   }
 

@@ -408,7 +408,7 @@ export class RedisNode {
     if (this.#closed || attempt !== this.#readyChecks || this.#redis.status !== "ready") return;
     this.#runId = runId;
     this.#ready = true;
-    for (const done of this.#whenUp.splice(0)) done();
+    for (const done of [...this.#whenUp]) done();
     this.#connections += 1;
     if (this.#connections > 1 && this.#toSubscribe.size > 0)
       this.#restore = { startedAt: Date.now(), channels: 0, batches: 0 };
@@ -442,11 +442,13 @@ export class RedisNode {
   whenReady(timeoutMs: number): Promise<void> {
     if (this.#ready) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        const i = this.#whenUp.indexOf(done);
+        if (i >= 0) this.#whenUp.splice(i, 1);
         resolve();
-      }
+      };
+      const timer = setTimeout(done, timeoutMs);
       this.#whenUp.push(done);
     });
   }

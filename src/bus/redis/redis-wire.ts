@@ -69,14 +69,12 @@ local meta = redis.call('HMGET', KEYS[1], 'e', 't', 'r')
 local epoch = meta[1]
 local top = tonumber(meta[2]) or 0
 local run = ARGV[${run}]
-local moved = run ~= '' and meta[3] and meta[3] ~= run
-if not epoch or moved or (epoch == ARGV[${known}] and top < tonumber(ARGV[${redisFloor}])) then
+if not epoch or (run ~= '' and meta[3] and meta[3] ~= run) or (epoch == ARGV[${known}] and top < tonumber(ARGV[${redisFloor}])) then
   epoch = ARGV[${fresh}]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'r', run)
-elseif not meta[3] and run ~= '' then
-  redis.call('HSET', KEYS[1], 'r', run)
+  redis.call('HSET', KEYS[1], 'e', epoch)
 end
+if run ~= '' and meta[3] ~= run then redis.call('HSET', KEYS[1], 'r', run) end
 local floor = tonumber(ARGV[${floor}])
 if top < floor then top = floor end`;
 
